@@ -1,0 +1,4 @@
+"""`python -m Pi_Sensor` runs the ingest server."""
+from Pi_Sensor.server import main
+
+main()

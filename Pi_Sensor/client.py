@@ -1,0 +1,252 @@
+"""Raspberry Pi client: read a sensor every interval, spool to disk, send until acked.
+
+Run `python -m Pi_Sensor.client --help` for the options.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import configparser
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from lib.config import REPO_ROOT
+from Pi_Sensor.backoff import Backoff
+from Pi_Sensor.sensors import Sensor, SensorError, make_sensor
+from Pi_Sensor.spool import Spool, Spooled
+
+log = logging.getLogger("Pi_Sensor.client")
+
+CLOCK_UNSET_BEFORE_MS = 1_577_836_800_000  # 2020-01-01: a Pi without RTC boots in 1970
+
+
+@dataclass
+class ClientSettings:
+    """Everything the client needs; see `--help` for each option."""
+
+    url: str = ""
+    token: str = ""
+    sensor: str = "simulate"
+    interval: float = 5.0
+    spool: str = str(REPO_ROOT / "var" / "spool.db")
+    spool_max_readings: int = 2_000_000
+    spool_max_mb: float = 256.0
+    batch: int = 500
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    ack_timeout: float = 30.0
+    journal: str = ""
+
+
+class ServerError(Exception):
+    """The server answered with an error (for example its database is down)."""
+
+
+class Client:
+    """The reading loop and the sending loop, sharing the spool."""
+
+    def __init__(self, settings: ClientSettings, sensor: Sensor) -> None:
+        self.settings = settings
+        self.sensor = sensor
+        self.spool = Spool(settings.spool, settings.spool_max_readings,
+                           int(settings.spool_max_mb * 1024 * 1024))
+        self._journal = open(settings.journal, "a", buffering=1) if settings.journal else None
+        self._stop = asyncio.Event()
+        self._new_reading = asyncio.Event()
+        self._last_ts = self.spool.counter("last_ts")
+        self.backoff = Backoff(settings.backoff_min, settings.backoff_max)
+
+    async def run(self) -> None:
+        """Run until stop() is called, then close the spool."""
+        log.info("client started: %s, every %s s, spool %s (%d waiting)", self.settings.url,
+                 self.settings.interval, self.settings.spool, len(self.spool))
+        tasks = [asyncio.create_task(self._read_forever()), asyncio.create_task(self._send_forever())]
+        await self._stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("client stopped; %d readings wait in the spool", len(self.spool))
+        self.spool.close()
+        if self._journal:
+            self._journal.close()
+
+    def stop(self) -> None:
+        """Ask the loops to finish; unsent readings stay in the spool."""
+        self._stop.set()
+
+    # ---- reading ---------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        """Take a reading every interval, keeping the cadence whatever the network does."""
+        loop = asyncio.get_running_loop()
+        tick = loop.time()
+        while True:
+            await self._take_reading()
+            tick += self.settings.interval
+            tick = max(tick, loop.time())  # a slow sensor skips ticks rather than bunching them
+            await asyncio.sleep(tick - loop.time())
+
+    async def _take_reading(self) -> None:
+        """Read the sensor and spool the values with a strictly increasing UTC stamp."""
+        try:
+            values = await asyncio.to_thread(self.sensor.read)
+        except Exception:  # a flaky bus must not end the loop
+            log.exception("sensor read failed; skipping this interval")
+            return
+        if not values:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms < CLOCK_UNSET_BEFORE_MS:
+            log.warning("system clock is not set (%d); skipping the reading", now_ms)
+            return
+        # The (device, ts) pair identifies a reading, so stamps never repeat, even if NTP steps back.
+        ts_ms = max(now_ms, self._last_ts + 1)
+        await asyncio.to_thread(self._spool_reading, ts_ms, values)
+        self._last_ts = ts_ms
+        self._new_reading.set()
+
+    def _spool_reading(self, ts_ms: int, values: dict[str, float]) -> None:
+        """Append to the spool, then to the journal if one is kept."""
+        seq = self.spool.append(ts_ms, values)
+        if self._journal:
+            self._journal.write(json.dumps({"seq": seq, "ts": ts_ms, "values": values}) + "\n")
+
+    # ---- sending ---------------------------------------------------------------
+
+    async def _send_forever(self) -> None:
+        """Connect, drain the spool, and reconnect with backoff after any failure."""
+        s = self.settings
+        headers = {"Authorization": f"Bearer {s.token}"}
+        while True:
+            try:
+                async with connect(s.url, additional_headers=headers, open_timeout=s.ack_timeout,
+                                   ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
+                                   close_timeout=5, max_size=2 ** 22) as ws:
+                    log.info("connected to %s", s.url)
+                    await self._drain(ws)
+            except (OSError, WebSocketException, TimeoutError, ServerError) as exc:
+                delay = self.backoff.next()
+                log.warning("link down (%s: %s); retrying in %.1f s, %d readings spooled",
+                            type(exc).__name__, exc, delay, len(self.spool))
+                await asyncio.sleep(delay)
+
+    async def _drain(self, ws) -> None:
+        """Send spooled readings in batches, each after the previous one is acked."""
+        while True:
+            self._new_reading.clear()
+            batch = await asyncio.to_thread(self.spool.oldest, self.settings.batch)
+            if not batch:
+                await self._new_reading.wait()
+                continue
+            await ws.send(json.dumps({"readings": [_wire(r) for r in batch]}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), self.settings.ack_timeout))
+            await asyncio.to_thread(self.spool.remove, _finished(reply))
+            if reply.get("error"):
+                raise ServerError(reply["error"])
+            self.backoff.reset()
+
+
+def _wire(reading: Spooled) -> dict:
+    """A spooled reading in protocol v1 form (ts as epoch seconds, exact to the ms)."""
+    return {"seq": reading.seq, "ts": reading.ts_ms / 1000, "values": reading.values}
+
+
+def _finished(reply: dict) -> list[int]:
+    """Seqs the server is done with: acked (stored) or rejected (final, logged)."""
+    for rejection in reply.get("rejected", []):
+        log.error("server rejected reading %s: %s", rejection.get("seq"), rejection.get("error"))
+    rejected = [r["seq"] for r in reply.get("rejected", []) if isinstance(r.get("seq"), int)]
+    return list(reply.get("ack", [])) + rejected
+
+
+HELP = {
+    "url": "ingest server URL, e.g. ws://192.168.1.10:8080/ingest",
+    "token": "device token from `flask --app flask_front add-device NAME`",
+    "sensor": "scd30 (Sensirion SCD-30 on I2C) or simulate",
+    "interval": "seconds between readings (fractions allowed)",
+    "spool": "SQLite file holding readings until the server acks them",
+    "spool_max_readings": "spool bound in readings; the oldest are dropped (and counted) beyond it",
+    "spool_max_mb": "spool bound in megabytes",
+    "batch": "readings per message when catching up",
+    "backoff_min": "first reconnect delay in seconds",
+    "backoff_max": "longest reconnect delay in seconds",
+    "ping_interval": "seconds between keepalive pings",
+    "ping_timeout": "seconds without a pong before the link counts as dead",
+    "ack_timeout": "seconds to wait for the server (handshake or ack) before reconnecting",
+    "journal": "optional JSON-lines file recording every reading taken (for audits)",
+}
+
+
+def load_settings(argv: list[str] | None = None,
+                  environ: dict[str, str] | None = None) -> ClientSettings:
+    """Defaults, then a [client] section of --config, then SENSORS_CLIENT_*, then options."""
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="ini file with a [client] section using these option names")
+    parser.add_argument("--log-level", default="INFO")
+    for f in fields(ClientSettings):
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default),
+                            help=f"{HELP[f.name]} (default: {f.default or 'none'})")
+    args = parser.parse_args(argv)
+    values: dict[str, object] = {}
+    if args.config:
+        ini = configparser.ConfigParser(interpolation=None)
+        if not ini.read(args.config):
+            parser.error(f"cannot read {args.config}")
+        values.update(ini["client"] if ini.has_section("client") else {})
+    for f in fields(ClientSettings):
+        env = environ.get(f"SENSORS_CLIENT_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+        if getattr(args, f.name) is not None:
+            values[f.name] = getattr(args, f.name)
+    try:
+        settings = ClientSettings(**{f.name: type(f.default)(values[f.name])
+                                     for f in fields(ClientSettings) if f.name in values})
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+    if not settings.url or not settings.token:
+        parser.error("--url and --token are required (or url/token in --config, "
+                     "or SENSORS_CLIENT_URL / SENSORS_CLIENT_TOKEN)")
+    if settings.interval <= 0 or settings.batch < 1:
+        parser.error("--interval must be positive and --batch at least 1")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+async def run(settings: ClientSettings) -> None:
+    """Build the sensor and client, and run until SIGTERM or SIGINT."""
+    sensor = make_sensor(settings.sensor, **({"interval_s": settings.interval}
+                                             if settings.sensor == "scd30" else {}))
+    client = Client(settings, sensor)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, client.stop)
+    await client.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point."""
+    settings = load_settings(argv)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(settings))
+    except SensorError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

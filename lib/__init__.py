@@ -1,0 +1,1 @@
+"""Shared core of the sensor backend: configuration, catalogue, validation, storage."""

@@ -1,0 +1,139 @@
+"""Configuration: db_config.ini beside the repository, overridden by SENSORS_<SECTION>_<KEY>."""
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATH = REPO_ROOT / "db_config.ini"
+ENV_PREFIX = "SENSORS_"
+
+# Fallbacks for keys a user's db_config.ini may lack; the shipped file lists them all.
+DEFAULTS: dict[str, dict[str, str]] = {
+    "mysql": {"host": "localhost", "port": "3306", "user": "", "password": "",
+              "database": "", "charset": "utf8mb4"},
+    "sqlite": {"path": "var/sensors.db"},
+    "ecs": {"public_ip": "", "intranet_ip": ""},
+    "rabbitmq": {"user": "", "password": "", "host": "localhost", "port": "5672", "v_host": ""},
+    "ports": {"flask": "4350", "ingest": "8080", "flower": "5555"},
+    "ingest": {"max_readings": "1000", "max_frame_bytes": "1048576", "ping_interval": "20",
+               "ping_timeout": "20", "commit_rows": "5000", "writers": "2",
+               "max_future_seconds": "300", "compression": "off"},
+    "other": {"flask_path": "var/charts"},
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings: a section -> key -> string mapping with typed accessors."""
+
+    values: Mapping[str, Mapping[str, str]]
+    base_dir: Path = REPO_ROOT
+    source: Path | None = field(default=None, compare=False)
+
+    def get(self, section: str, key: str) -> str:
+        """Return a setting as a stripped string."""
+        try:
+            return self.values[section][key].strip()
+        except KeyError:
+            raise KeyError(f"no setting [{section}] {key}") from None
+
+    def getint(self, section: str, key: str) -> int:
+        """Return a setting as an integer, naming the key when it is not one."""
+        raw = self.get(section, key)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"[{section}] {key} must be an integer, got {raw!r}") from None
+
+    def getfloat(self, section: str, key: str) -> float:
+        """Return a setting as a float, naming the key when it is not one."""
+        raw = self.get(section, key)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"[{section}] {key} must be a number, got {raw!r}") from None
+
+    def getbool(self, section: str, key: str) -> bool:
+        """Return a setting as a boolean (on/off, true/false, yes/no, 1/0)."""
+        raw = self.get(section, key).lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise ValueError(f"[{section}] {key} must be on or off, got {raw!r}")
+
+    def path(self, section: str, key: str) -> Path:
+        """Return a setting as a path, relative paths taken from the repository root."""
+        return (self.base_dir / self.get(section, key)).resolve()
+
+    @property
+    def var_dir(self) -> Path:
+        """Directory for runtime state (databases, pids, logs, secrets)."""
+        return self.base_dir / "var"
+
+    @property
+    def uses_mysql(self) -> bool:
+        """True when [mysql] names a database; otherwise the embedded SQLite is used."""
+        return bool(self.get("mysql", "database"))
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the configured database."""
+        if not self.uses_mysql:
+            return f"sqlite:///{self.path('sqlite', 'path')}"
+        user = quote(self.get("mysql", "user"), safe="")
+        password = quote(self.get("mysql", "password"), safe="")
+        auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
+        host, port = self.get("mysql", "host") or "localhost", self.getint("mysql", "port")
+        database, charset = self.get("mysql", "database"), self.get("mysql", "charset")
+        return f"mysql+pymysql://{auth}{host}:{port}/{quote(database, safe='')}?charset={charset}"
+
+    @property
+    def bind_host(self) -> str:
+        """Address the servers listen on."""
+        return self.get("ecs", "intranet_ip") or "0.0.0.0"
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, str]]) -> "Config":
+        """Return a copy with some keys replaced (used by tests and app factories)."""
+        merged = {s: dict(keys) for s, keys in self.values.items()}
+        for section, keys in overrides.items():
+            merged.setdefault(section, {}).update({k: str(v) for k, v in keys.items()})
+        return Config(merged, self.base_dir, self.source)
+
+
+def load(path: str | os.PathLike | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Read db_config.ini (or `path`), then apply SENSORS_<SECTION>_<KEY> overrides."""
+    environ = os.environ if environ is None else environ
+    source = Path(path or environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_PATH).resolve()
+    parser = configparser.ConfigParser(interpolation=None)
+    if source.exists():
+        parser.read(source, encoding="utf-8")
+    values = {section: dict(keys) for section, keys in DEFAULTS.items()}
+    for section in parser.sections():
+        values.setdefault(section, {}).update(parser[section])
+    for name, value in environ.items():
+        section_key = _env_target(name, values)
+        if section_key:
+            values[section_key[0]][section_key[1]] = value
+    return Config(values, REPO_ROOT, source)
+
+
+def _env_target(name: str, values: Mapping[str, Mapping[str, str]]) -> tuple[str, str] | None:
+    """Map SENSORS_MYSQL_HOST to ("mysql", "host") when that section exists."""
+    if not name.startswith(ENV_PREFIX):
+        return None
+    rest = name[len(ENV_PREFIX):].lower()
+    # Longest section first, so a section named "a_b" wins over "a".
+    for section in sorted(values, key=len, reverse=True):
+        if rest.startswith(section + "_") and len(rest) > len(section) + 1:
+            return section, rest[len(section) + 1:]
+    return None

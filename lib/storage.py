@@ -1,0 +1,221 @@
+"""All database access: engines, schema, devices, the metric catalogue and readings."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
+from lib.models import Base, Device, MetricRow, Reading
+
+log = logging.getLogger(__name__)
+
+# Rows per INSERT statement: large enough to amortise parsing, small enough for
+# MySQL's max_allowed_packet; SQLite parses long statements slower, so it gets fewer.
+CHUNK_ROWS = {"mysql": 3000, "sqlite": 500}
+
+
+@sa.event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL and a durable commit for the embedded database; foreign keys on."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       "busy_timeout=10000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+
+def engine_options(url: str) -> dict:
+    """Engine options shared by every process (Flask passes them to Flask-SQLAlchemy)."""
+    if url.startswith("sqlite"):
+        return {}
+    # pre_ping lets a process recover by itself after the database restarts.
+    return {"pool_pre_ping": True, "pool_recycle": 3600}
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for `url`, creating the SQLite file's folder when needed."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(url, **engine_options(url))
+
+
+# ---- schema -----------------------------------------------------------------
+
+def init_db(engine: Engine) -> None:
+    """Create missing tables, seed the built-in metrics, add missing metric columns."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        known = set(conn.scalars(sa.select(MetricRow.name)))
+        for metric in BUILTIN_METRICS:
+            if metric.name not in known:
+                conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
+    _add_missing_columns(engine)
+
+
+def _metric_row(metric: Metric) -> dict:
+    """Column values of a catalogue row."""
+    return {"name": metric.name, "unit": metric.unit, "min_value": metric.min_value,
+            "max_value": metric.max_value, "label": metric.label}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Give `reading` a column for every catalogue metric that lacks one."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(Reading.__tablename__)}
+    with engine.begin() as conn:
+        for name in conn.scalars(sa.select(MetricRow.name).order_by(MetricRow.name)):
+            if name not in present:
+                conn.exec_driver_sql(_add_column_ddl(engine, check_name(name)))
+                log.info("added column reading.%s", name)
+
+
+def _add_column_ddl(engine: Engine, name: str) -> str:
+    """DDL for a metric column; `name` has passed check_name and is quoted as well."""
+    column = engine.dialect.identifier_preparer.quote(name)
+    return "ALTER TABLE reading ADD COLUMN " + column + " DOUBLE NULL"
+
+
+# ---- metric catalogue ---------------------------------------------------------
+
+def load_catalogue(engine: Engine) -> Catalogue:
+    """Read the catalogue from the database, built-in metrics first."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(MetricRow)).all()
+    builtin = [m.name for m in BUILTIN_METRICS]
+    order = {name: i for i, name in enumerate(builtin)}
+    rows.sort(key=lambda r: (order.get(r.name, len(order)), r.name))
+    return Catalogue(Metric(r.name, r.unit, r.min_value, r.max_value, r.label) for r in rows)
+
+
+def add_metric(engine: Engine, metric: Metric) -> None:
+    """Add a metric to the catalogue and its column to `reading`."""
+    with engine.begin() as conn:
+        exists = conn.scalar(sa.select(MetricRow.name).where(MetricRow.name == metric.name))
+        if exists:
+            raise ValueError(f"metric {metric.name!r} already exists")
+        conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
+    _add_missing_columns(engine)
+
+
+# ---- devices ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device as shown to administrators."""
+
+    id: int
+    name: str
+    created_ms: int
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a token: tokens are 256-bit random, so a fast hash is enough."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def add_device(engine: Engine, name: str) -> tuple[DeviceInfo, str]:
+    """Register a device and return it with its new token (shown once, stored hashed)."""
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValueError("device name must be 1 to 64 characters")
+    # The prefix makes tokens recognisable and keeps them from starting with "-" (an option).
+    token = "sd_" + secrets.token_urlsafe(32)
+    created = now_ms()
+    with engine.begin() as conn:
+        if conn.scalar(sa.select(Device.id).where(Device.name == name)) is not None:
+            raise ValueError(f"device {name!r} already exists")
+        result = conn.execute(sa.insert(Device).values(
+            name=name, token_hash=hash_token(token), created_ms=created))
+        device_id = result.inserted_primary_key[0]
+    return DeviceInfo(device_id, name, created), token
+
+
+def authenticate(engine: Engine, token: str) -> int | None:
+    """Return the id of the device holding `token`, or None."""
+    if not token:
+        return None
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(Device.id).where(Device.token_hash == hash_token(token)))
+
+
+def list_devices(engine: Engine) -> list[DeviceInfo]:
+    """All devices by name."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Device.id, Device.name, Device.created_ms)
+                            .order_by(Device.name)).all()
+    return [DeviceInfo(*row) for row in rows]
+
+
+# ---- readings -----------------------------------------------------------------
+
+Row = Sequence  # (device_id: int, ts_ms: int, *values: float | None)
+
+
+def sql_number(value: object) -> str:
+    """Render a validated int or finite float as an SQL literal; refuse anything else."""
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"refusing non-finite number {value!r} in SQL")
+        return repr(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "NULL"
+    raise TypeError(f"refusing {kind.__name__} {value!r} in SQL: only numbers are formatted")
+
+
+def insert_readings_sql(dialect: str, metric_names: Sequence[str], rows: Iterable[Row]) -> str:
+    """One multi-row INSERT that ignores duplicates of (device_id, ts).
+
+    Formatting is done here instead of by the driver because escaping every
+    parameter costs more than the database's own work; only numbers that
+    sql_number accepts and metric names that check_name accepts get through.
+    """
+    verb = "INSERT IGNORE INTO" if dialect == "mysql" else "INSERT OR IGNORE INTO"
+    names = ",".join(check_name(n) for n in metric_names)
+    values = ",".join("(" + ",".join(map(sql_number, row)) + ")" for row in rows)
+    if not values:
+        raise ValueError("no rows to insert")
+    return f"{verb} reading (device_id,ts,{names}) VALUES {values}"
+
+
+def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[Row]) -> None:
+    """Store readings in one transaction; rows already stored are kept as they were."""
+    if not rows:
+        return
+    dialect = engine.dialect.name
+    step = CHUNK_ROWS.get(dialect, 500)
+    with engine.begin() as conn:
+        for start in range(0, len(rows), step):
+            conn.exec_driver_sql(insert_readings_sql(dialect, metric_names, rows[start:start + step]))
+
+
+def reading_table(metric_names: Sequence[str]) -> sa.TableClause:
+    """A lightweight `reading` table with the given metric columns (built-in or added)."""
+    names = [check_name(n) for n in metric_names]
+    return sa.table(Reading.__tablename__, sa.column("device_id"), sa.column("ts"),
+                    *(sa.column(n) for n in names))
+
+
+def count_readings(engine: Engine, device_id: int | None = None) -> int:
+    """Number of stored readings, for one device or all."""
+    query = sa.select(sa.func.count()).select_from(Reading)
+    if device_id is not None:
+        query = query.where(Reading.device_id == device_id)
+    with engine.connect() as conn:
+        return conn.scalar(query)
+
+
+def now_ms() -> int:
+    """The current UTC time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000

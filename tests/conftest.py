@@ -1,0 +1,205 @@
+"""Shared fixtures: real SQLite and MariaDB databases, a real ingest server on port 0."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+from lib import config as config_mod, storage
+from lib.config import REPO_ROOT
+
+MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
+             port=int(os.environ.get("TEST_MYSQL_PORT", "3306")), user="root", password="")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(name: str, error: Exception) -> None:
+    """A missing service fails the run under CI=true and skips the test elsewhere."""
+    message = f"{name} is not reachable: {error}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: tests that need it must not be skipped)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mysql_database():
+    """A fresh MariaDB database for this test session, dropped at the end."""
+    name = f"sensors_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        conn = pymysql.connect(**MYSQL, connect_timeout=5)
+    except pymysql.MySQLError as exc:
+        require_service("MariaDB at 127.0.0.1:3306", exc)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield name
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def sqlite_settings(path: Path) -> config_mod.Config:
+    """Settings for an embedded database at `path`."""
+    return config_mod.load(environ={"SENSORS_SQLITE_PATH": str(path)})
+
+
+def mysql_settings(database: str, port: int | None = None) -> config_mod.Config:
+    """Settings for the local MariaDB database `database` (through `port` if given)."""
+    return config_mod.load(environ={
+        "SENSORS_MYSQL_HOST": MYSQL["host"], "SENSORS_MYSQL_PORT": str(port or MYSQL["port"]),
+        "SENSORS_MYSQL_USER": MYSQL["user"], "SENSORS_MYSQL_DATABASE": database})
+
+
+def reset_database(cfg: config_mod.Config) -> None:
+    """Drop the project's tables (with any added metric columns) and create them anew."""
+    engine = storage.make_engine(cfg.database_url)
+    if cfg.uses_mysql:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+            for table in ("reading", "device", "metric"):
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+    storage.init_db(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def settings(request, tmp_path) -> config_mod.Config:
+    """Settings for a fresh, initialised database on each backend."""
+    if request.param == "sqlite":
+        cfg = sqlite_settings(tmp_path / "sensors.db")
+    else:
+        cfg = mysql_settings(request.getfixturevalue("mysql_database"))
+    reset_database(cfg)
+    return cfg
+
+
+@pytest.fixture
+def engine(settings):
+    """An engine on the fresh database."""
+    eng = storage.make_engine(settings.database_url)
+    yield eng
+    eng.dispose()
+
+
+@dataclass
+class Device:
+    id: int
+    name: str
+    token: str
+
+
+@pytest.fixture
+def device(engine) -> Device:
+    """A registered device with its token."""
+    info, token = storage.add_device(engine, f"pi-{uuid.uuid4().hex[:8]}")
+    return Device(info.id, info.name, token)
+
+
+class ServerThread:
+    """An IngestServer running on its own event loop in a thread, bound to port 0."""
+
+    def __init__(self, settings: config_mod.Config, engine=None) -> None:
+        from Pi_Sensor.server import IngestServer
+        self.loop = asyncio.new_event_loop()
+        self.server = IngestServer(settings, engine)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.call(self.server.start("127.0.0.1", 0))
+        self.port = self.server.address[1]
+        self.url = f"ws://127.0.0.1:{self.port}/ingest"
+
+    def call(self, coro, timeout: float = 30):
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        """Shut the server down and stop its loop."""
+        if self.server._server is not None:
+            self.call(self.server.stop(timeout=5))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def ingest(settings):
+    """A running ingest server on the fresh database."""
+    srv = ServerThread(settings)
+    yield srv
+    srv.stop()
+
+
+def settings_env(settings: config_mod.Config) -> dict[str, str]:
+    """Environment that makes a child process use the same database as `settings`."""
+    env = dict(os.environ)
+    for section in ("mysql", "sqlite"):
+        for key, value in settings.values[section].items():
+            env[f"SENSORS_{section.upper()}_{key.upper()}"] = value
+    return env
+
+
+class ServerProcess:
+    """`python -m Pi_Sensor.server` as a child process on port 0."""
+
+    LISTENING = re.compile(r"listening on [^:]+:(\d+)")
+
+    def __init__(self, settings: config_mod.Config, log_path: Path, port: int = 0) -> None:
+        env = settings_env(settings)
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "Pi_Sensor.server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.port = self._wait_port()
+        self.url = f"ws://127.0.0.1:{self.port}/ingest"
+
+    def _wait_port(self, timeout: float = 20) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = self.LISTENING.search(self.log_path.read_text())
+            if match:
+                return int(match.group(1))
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ingest server exited: {self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"ingest server did not start: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def server_process(settings, tmp_path):
+    """Factory for ingest server child processes, killed at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(port: int = 0, cfg: config_mod.Config | None = None) -> ServerProcess:
+        proc = ServerProcess(cfg or settings, tmp_path / f"server-{len(started)}.log", port)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def stored(engine, device_id: int) -> list[tuple]:
+    """(ts, co2, temperature, humidity) rows of a device, oldest first."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT ts, co2, temperature, humidity FROM reading WHERE device_id = :d ORDER BY ts"),
+            {"d": device_id})]

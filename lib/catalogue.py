@@ -13,7 +13,7 @@ RESERVED_NAMES = frozenset({"device_id", "ts", "seq", "id"})
 
 def check_name(name: str) -> str:
     """Return `name` if it can be a metric (and column) name, else raise ValueError."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"metric name {name!r} must be lowercase letters, digits and _, "
                          "starting with a letter, at most 32 characters")
     if name in RESERVED_NAMES:

@@ -93,6 +93,8 @@ class Config:
         password = quote(self.get("mysql", "password"), safe="")
         auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
         host, port = self.get("mysql", "host") or "localhost", self.getint("mysql", "port")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address
         database, charset = self.get("mysql", "database"), self.get("mysql", "charset")
         return f"mysql+pymysql://{auth}{host}:{port}/{quote(database, safe='')}?charset={charset}"
 
@@ -117,6 +119,8 @@ def load(path: str | os.PathLike | None = None,
     parser = configparser.ConfigParser(interpolation=None)
     if source.exists():
         parser.read(source, encoding="utf-8")
+    elif source != DEFAULT_PATH.resolve():  # a file named explicitly must exist
+        raise FileNotFoundError(f"configuration file {source} does not exist")
     values = {section: dict(keys) for section, keys in DEFAULTS.items()}
     for section in parser.sections():
         values.setdefault(section, {}).update(parser[section])

@@ -182,7 +182,8 @@ def insert_readings_sql(dialect: str, metric_names: Sequence[str], rows: Iterabl
     sql_number accepts and metric names that check_name accepts get through.
     """
     verb = "INSERT IGNORE INTO" if dialect == "mysql" else "INSERT OR IGNORE INTO"
-    names = ",".join(check_name(n) for n in metric_names)
+    quote = "`" if dialect == "mysql" else '"'  # names may be keywords such as `signal`
+    names = ",".join(quote + check_name(n) + quote for n in metric_names)
     values = ",".join("(" + ",".join(map(sql_number, row)) + ")" for row in rows)
     if not values:
         raise ValueError("no rows to insert")

@@ -14,6 +14,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: earlier stamps come from a Pi whose clock was never set
 LEGACY_METRICS = ("co2", "temperature", "humidity")
 _MS = timedelta(milliseconds=1)
+EXPECTED_SHAPE = 'expected a JSON object {"readings": [...]} or one reading object'
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def parse_frame(frame: str | bytes, catalogue: Catalogue, now_ms: int,
                 limits: Limits = Limits()) -> Parsed:
     """Parse one WebSocket frame into valid readings and rejections, or raise FrameError."""
     head = frame.lstrip()[:1]
-    if head in ("{", b"{"):
+    if head in ("{", b"{", "[", b"["):
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError as exc:
@@ -66,14 +67,14 @@ def parse_frame(frame: str | bytes, catalogue: Catalogue, now_ms: int,
         return parse_message(message, catalogue, now_ms, limits)
     if isinstance(frame, str) and "," in frame:
         return Parsed([parse_legacy(frame, catalogue, now_ms)], legacy=True)
-    raise FrameError('expected a JSON object {"readings": [...]} or one reading object')
+    raise FrameError(EXPECTED_SHAPE)
 
 
 def parse_message(message: Any, catalogue: Catalogue, now_ms: int,
                   limits: Limits = Limits()) -> Parsed:
     """Validate a decoded v1 message: {"readings": [...]} or one reading object."""
     if not isinstance(message, dict):
-        raise FrameError("message must be a JSON object")
+        raise FrameError(EXPECTED_SHAPE)
     items = message.get("readings") if "readings" in message else [message]
     if not isinstance(items, list):
         raise FrameError("readings must be a list")
@@ -101,11 +102,11 @@ def parse_reading(item: Any, catalogue: Catalogue, now_ms: int, max_future_ms: i
         raise ReadingError('reading needs "values": an object of metric names to numbers')
     checked = {}
     for name, value in values.items():
-        if value is None:  # null means "not measured this time"
-            continue
         metric = catalogue.get(name)
         if metric is None:
             raise ReadingError(f"unknown metric {name!r}")
+        if value is None:  # null means "not measured this time"
+            continue
         number = check_number(name, value)
         error = metric.range_error(number)
         if error:
@@ -161,7 +162,7 @@ def _iso_to_ms(text: str) -> int:
         raise ReadingError(f"ts {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise ReadingError(f"ts {text!r} has no time zone: add Z or an offset such as +00:00")
-    return (moment - EPOCH) // _MS
+    return round((moment - EPOCH) / _MS)  # to the nearest ms, as for epoch seconds
 
 
 def parse_legacy(text: str, catalogue: Catalogue, now_ms: int) -> Reading:

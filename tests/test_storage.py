@@ -1,0 +1,272 @@
+"""lib.storage on SQLite and MariaDB: schema, devices, metrics, readings and SQL formatting."""
+from __future__ import annotations
+
+import hashlib
+import math
+from decimal import Decimal
+from enum import IntEnum
+from fractions import Fraction
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from lib import storage
+from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric
+from lib.validation import FrameError, parse_frame
+from tests.conftest import stored
+
+TS = 1_700_000_000_000
+INJECTION = "1); DROP TABLE reading; --"
+
+
+def columns(engine, table: str = "reading") -> list[str]:
+    """Column names of `table` in order."""
+    return [c["name"] for c in sa.inspect(engine).get_columns(table)]
+
+
+def all_rows(engine, table: str) -> list[tuple]:
+    """Every row of `table`."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table}"))]
+
+
+def test_init_db_is_idempotent(engine, device):
+    """Running init_db again changes neither schema nor data."""
+    storage.write_readings(engine, ["co2"], [(device.id, TS, 500.0)])
+    before = (columns(engine), all_rows(engine, "metric"), all_rows(engine, "device"))
+    storage.init_db(engine)
+    storage.init_db(engine)
+    assert (columns(engine), all_rows(engine, "metric"), all_rows(engine, "device")) == before
+    assert columns(engine) == ["device_id", "ts", "co2", "temperature", "humidity"]
+    assert sorted(sa.inspect(engine).get_table_names()) == ["device", "metric", "reading"]
+    assert stored(engine, device.id) == [(TS, 500.0, None, None)]
+
+
+def test_init_db_seeds_the_builtin_metrics(engine):
+    """The catalogue starts as the built-ins, in their order."""
+    assert list(storage.load_catalogue(engine)) == list(BUILTIN_METRICS)
+
+
+def test_add_device_token_authenticates_and_only_its_hash_is_stored(engine):
+    """The token works, its SHA-256 is stored and the token itself appears nowhere."""
+    info, token = storage.add_device(engine, "  pi-kitchen  ")
+    assert info.name == "pi-kitchen" and len(token) >= 43
+    assert storage.authenticate(engine, token) == info.id
+    rows = all_rows(engine, "device")
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (info.id, "pi-kitchen", hashlib.sha256(token.encode()).hexdigest())]
+    assert not any(token in str(value) for row in rows for value in row)
+    assert storage.authenticate(engine, rows[0][2]) is None  # the hash is not a token
+    assert storage.list_devices(engine) == [info]
+
+
+def test_tokens_are_distinct(engine):
+    """Each device gets its own token and authenticates as itself."""
+    devices = [storage.add_device(engine, f"pi-{i}") for i in range(3)]
+    assert len({token for _, token in devices}) == 3
+    assert [storage.authenticate(engine, t) for _, t in devices] == [d.id for d, _ in devices]
+
+
+@pytest.mark.parametrize("name", ["pi-1", " pi-1 "])
+def test_duplicate_device_names_are_refused(engine, name):
+    """A name already taken (after trimming) is refused and nothing is added."""
+    storage.add_device(engine, "pi-1")
+    with pytest.raises(ValueError, match="device 'pi-1' already exists"):
+        storage.add_device(engine, name)
+    assert len(storage.list_devices(engine)) == 1
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 65])
+def test_device_name_length(engine, name):
+    """Names must have 1 to 64 characters."""
+    with pytest.raises(ValueError, match="1 to 64 characters"):
+        storage.add_device(engine, name)
+
+
+@pytest.mark.parametrize("token", ["", "no-such-token", "' OR '1'='1", "x" * 1000])
+def test_unknown_or_empty_token(engine, device, token):
+    """Anything but a device's token authenticates as nobody."""
+    assert storage.authenticate(engine, token) is None
+
+
+def test_add_metric_adds_column_and_catalogue_entry(engine, device):
+    """New metrics become DOUBLE columns and catalogue entries, built-ins listed first."""
+    storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100, "Air pressure"))
+    storage.add_metric(engine, Metric("aqi", "", 0, 500))
+    assert columns(engine)[-2:] == ["pressure", "aqi"]
+    cat = storage.load_catalogue(engine)
+    assert cat.names == ("co2", "temperature", "humidity", "aqi", "pressure")
+    assert cat["pressure"] == Metric("pressure", "hPa", 300, 1100, "Air pressure")
+    storage.write_readings(engine, ["co2", "pressure"], [(device.id, TS, 450.0, 1013.25)])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT co2, pressure, aqi FROM reading")).one() == (
+            450.0, 1013.25, None)
+
+
+@pytest.mark.parametrize("name", ["co2", "pressure"])
+def test_duplicate_metric_is_refused(engine, name):
+    """Adding a metric that exists fails and leaves the catalogue as it was."""
+    storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))
+    before = storage.load_catalogue(engine).names
+    with pytest.raises(ValueError, match=f"metric '{name}' already exists"):
+        storage.add_metric(engine, Metric(name, "x", 0, 1))
+    assert storage.load_catalogue(engine).names == before
+
+
+@pytest.mark.parametrize("name", ["index", "signal"])
+def test_metric_named_like_an_sql_keyword_is_refused_or_works(engine, device, name):
+    """A metric add_metric accepts can also be written, even if its name is an SQL keyword."""
+    try:
+        storage.add_metric(engine, Metric(name, "u", 0, 100))
+    except ValueError:
+        return  # refused up front: fine
+    storage.write_readings(engine, [name], [(device.id, TS, 42.0)])
+    with engine.connect() as conn:
+        assert conn.execute(storage.reading_table([name]).select()).one() == (device.id, TS, 42.0)
+
+
+def test_write_readings_stores_rows_and_keeps_the_first_duplicate(engine, device):
+    """Rows are stored with NULL for missing values; a replayed (device, ts) keeps the first copy."""
+    names = ["co2", "temperature", "humidity"]
+    storage.write_readings(engine, names, [(device.id, TS, 400.0, 21.5, None),
+                                           (device.id, TS + 1, 401.0, None, 40.0),
+                                           (device.id, TS, 999.0, 99.0, 99.0)])
+    storage.write_readings(engine, names, [(device.id, TS + 1, 1.0, 1.0, 1.0)])
+    assert stored(engine, device.id) == [(TS, 400.0, 21.5, None), (TS + 1, 401.0, None, 40.0)]
+    assert storage.count_readings(engine, device.id) == 2
+    storage.write_readings(engine, names, [])  # nothing to do
+
+
+def test_same_ts_for_two_devices_is_two_rows(engine, device):
+    """The key is (device, ts), not ts alone."""
+    other, _ = storage.add_device(engine, "pi-other")
+    storage.write_readings(engine, ["co2"], [(device.id, TS, 1.0), (other.id, TS, 2.0)])
+    assert storage.count_readings(engine) == 2 and storage.count_readings(engine, other.id) == 1
+
+
+def test_more_rows_than_one_chunk(engine, device):
+    """A call larger than CHUNK_ROWS is split into several INSERTs and stores everything."""
+    n = storage.CHUNK_ROWS[engine.dialect.name] * 2 + 7
+    rows = [(device.id, TS + i, 400.0 + i % 100, -40.0 + i % 165, float(i % 101)) for i in range(n)]
+    storage.write_readings(engine, ["co2", "temperature", "humidity"], rows)
+    assert storage.count_readings(engine, device.id) == n
+    assert stored(engine, device.id)[-1] == (TS + n - 1, *rows[-1][2:])
+
+
+def test_a_bad_row_in_a_later_chunk_rolls_back_the_whole_call(engine, device):
+    """write_readings is one transaction: nothing from earlier chunks remains."""
+    n = storage.CHUNK_ROWS[engine.dialect.name] + 5
+    rows = [(device.id, TS + i, 400.0) for i in range(n)]
+    rows[-1] = (device.id, TS + n, INJECTION)
+    with pytest.raises(TypeError, match="refusing str"):
+        storage.write_readings(engine, ["co2"], rows)
+    assert storage.count_readings(engine) == 0
+
+
+class EvilFloat(float):
+    """A float whose text is SQL."""
+
+    def __repr__(self):
+        return INJECTION
+
+    __str__ = __repr__
+
+
+class EvilInt(int):
+    """An int whose text is SQL."""
+
+    def __repr__(self):
+        return INJECTION
+
+    __str__ = __repr__
+
+
+class Color(IntEnum):
+    RED = 1
+
+
+class Stringy:
+    """Any object whose text is SQL."""
+
+    def __repr__(self):
+        return INJECTION
+
+    __str__ = __repr__
+
+
+@pytest.mark.parametrize("value", [
+    "1.5", INJECTION, b"1.5", bytearray(b"1"), True, False, Decimal("1.5"), Fraction(1, 2),
+    1 + 2j, EvilFloat(1.5), EvilInt(2), Color.RED, Stringy(), [1.0], (1.0,), {"v": 1.0},
+], ids=lambda v: type(v).__name__)
+def test_sql_number_refuses_everything_but_int_float_none(value):
+    """Only exact int and float (and None) are formatted; subclasses and look-alikes are refused."""
+    with pytest.raises(TypeError, match="refusing .* in SQL: only numbers are formatted"):
+        storage.sql_number(value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, float("-nan")])
+def test_sql_number_refuses_non_finite_floats(value):
+    """NaN and infinities are not numbers SQL can store."""
+    with pytest.raises(ValueError, match="refusing non-finite number"):
+        storage.sql_number(value)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0, "0"), (-7, "-7"), (2 ** 63 - 1, "9223372036854775807"), (1.5, "1.5"), (0.1, "0.1"),
+    (-0.0, "-0.0"), (1e300, "1e+300"), (5e-324, "5e-324"), (None, "NULL"),
+])
+def test_sql_number_formats_numbers_exactly(value, text):
+    """Numbers are rendered so that they read back as the same value."""
+    assert storage.sql_number(value) == text
+
+
+@pytest.mark.parametrize("name", [
+    "co2; DROP TABLE reading", "co2) VALUES (1,1,1); DROP TABLE reading; --", "co2`", "CO2",
+    "ts", "device_id", "", "co2,humidity",
+])
+def test_insert_readings_sql_refuses_bad_metric_names(name):
+    """Column names must pass check_name before they are written into SQL."""
+    with pytest.raises(ValueError, match="metric name"):
+        storage.insert_readings_sql("mysql", [name], [(1, TS, 1.0)])
+
+
+@pytest.mark.parametrize(("dialect", "verb", "q"), [("mysql", "INSERT IGNORE INTO", "`"),
+                                                    ("sqlite", "INSERT OR IGNORE INTO", '"')])
+def test_insert_readings_sql_text(dialect, verb, q):
+    """The statement is exactly the expected multi-row INSERT; empty input is refused."""
+    sql = storage.insert_readings_sql(dialect, ["co2", "humidity"], [(1, TS, 400.5, None), (1, TS + 1, 1.0, 2.0)])
+    assert sql == (f"{verb} reading (device_id,ts,{q}co2{q},{q}humidity{q}) "
+                   f"VALUES (1,{TS},400.5,NULL),(1,{TS + 1},1.0,2.0)")
+    with pytest.raises(ValueError, match="no rows to insert"):
+        storage.insert_readings_sql(dialect, ["co2"], [])
+
+
+def ingest(engine, device_id: int, frame: str | bytes):
+    """What the server does with a frame: parse, then store the valid readings."""
+    cat = storage.load_catalogue(engine)
+    parsed = parse_frame(frame, cat, storage.now_ms())
+    rows = [(device_id, r.ts_ms, *[r.values.get(n) for n in cat.names]) for r in parsed.readings]
+    storage.write_readings(engine, cat.names, rows)
+    return parsed
+
+
+def test_injection_through_a_reading_never_reaches_sql(engine, device):
+    """Hostile metric names and string values are rejected by parse_frame; the table survives."""
+    ts = storage.now_ms()
+    frame = orjson.dumps({"readings": [
+        {"seq": 1, "ts": ts / 1000, "values": {"co2) VALUES (1,1,1); DROP TABLE reading; --": 1.0}},
+        {"seq": 2, "ts": ts / 1000, "values": {"co2": INJECTION}},
+        {"seq": 3, "ts": ts / 1000, "values": {"co2": 415.0}},
+        {"seq": "1); DROP TABLE reading; --", "values": {"co2": 1.0}},
+        {"seq": 5, "ts": "2023-11-14T22:13:20Z'); DROP TABLE reading; --", "values": {"co2": 1.0}},
+    ]})
+    parsed = ingest(engine, device.id, frame)
+    assert [r["seq"] for r in parsed.rejected] == [1, 2, "1); DROP TABLE reading; --", 5]
+    assert "unknown metric" in parsed.rejected[0]["error"]
+    assert "co2 must be a number" in parsed.rejected[1]["error"]
+    with pytest.raises(FrameError):
+        ingest(engine, device.id, INJECTION + ",1,1")
+    assert "reading" in sa.inspect(engine).get_table_names()
+    assert storage.count_readings(engine) == 1
+    assert [row[1] for row in stored(engine, device.id)] == [415.0]

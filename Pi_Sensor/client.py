@@ -10,8 +10,10 @@ import configparser
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,6 +29,8 @@ from Pi_Sensor.spool import Spool, Spooled
 log = logging.getLogger("Pi_Sensor.client")
 
 CLOCK_UNSET_BEFORE_MS = 1_577_836_800_000  # 2020-01-01: a Pi without RTC boots in 1970
+CLOCK_SLEW_MS = 300_000  # a step back smaller than this is an NTP correction, bigger a reset
+MAX_BATCH = 1000  # readings per message the server accepts
 
 
 @dataclass
@@ -47,6 +51,24 @@ class ClientSettings:
     ping_timeout: float = 20.0
     ack_timeout: float = 30.0
     journal: str = ""
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        if not self.url or not self.token:
+            raise ValueError("--url and --token are required (or url/token in --config, "
+                             "or SENSORS_CLIENT_URL / SENSORS_CLIENT_TOKEN)")
+        positive = ("interval", "spool_max_mb", "backoff_min", "backoff_max", "ping_interval",
+                     "ping_timeout", "ack_timeout")
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.backoff_max < self.backoff_min:
+            raise ValueError("--backoff-max must not be below --backoff-min")
+        if self.spool_max_readings < 1:
+            raise ValueError("--spool-max-readings must be at least 1")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise ValueError(f"--batch must be 1..{MAX_BATCH} (the server's limit per message)")
 
 
 class ServerError(Exception):
@@ -72,14 +94,19 @@ class Client:
         log.info("client started: %s, every %s s, spool %s (%d waiting)", self.settings.url,
                  self.settings.interval, self.settings.spool, len(self.spool))
         tasks = [asyncio.create_task(self._read_forever()), asyncio.create_task(self._send_forever())]
-        await self._stop.wait()
-        for task in tasks:
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        for task in (stop, *tasks):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(stop, *tasks, return_exceptions=True)
         log.info("client stopped; %d readings wait in the spool", len(self.spool))
         self.spool.close()
         if self._journal:
-            self._journal.close()
+            with contextlib.suppress(OSError):
+                self._journal.close()
+        if failed:  # exit non-zero so that systemd restarts the client
+            raise failed[0].exception()
 
     def stop(self) -> None:
         """Ask the loops to finish; unsent readings stay in the spool."""
@@ -104,23 +131,36 @@ class Client:
         except Exception:  # a flaky bus must not end the loop
             log.exception("sensor read failed; skipping this interval")
             return
+        values = _finite(values or {})
         if not values:
             return
         now_ms = time.time_ns() // 1_000_000
         if now_ms < CLOCK_UNSET_BEFORE_MS:
             log.warning("system clock is not set (%d); skipping the reading", now_ms)
             return
-        # The (device, ts) pair identifies a reading, so stamps never repeat, even if NTP steps back.
-        ts_ms = max(now_ms, self._last_ts + 1)
-        await asyncio.to_thread(self._spool_reading, ts_ms, values)
+        ts_ms = self._stamp(now_ms)
+        try:
+            await asyncio.to_thread(self._spool_reading, ts_ms, values)
+        except (OSError, sqlite3.Error) as exc:  # a full SD card: keep trying next interval
+            log.error("cannot spool the reading (%s); it is lost", exc)
+            return
         self._last_ts = ts_ms
         self._new_reading.set()
+
+    def _stamp(self, now_ms: int) -> int:
+        """A UTC stamp that never repeats: (device, ts) identifies a reading."""
+        if self._last_ts - CLOCK_SLEW_MS < now_ms <= self._last_ts:
+            return self._last_ts + 1  # NTP stepped back a little: keep stamps increasing
+        return now_ms  # normal, or the clock was reset far back and the old stamps were wrong
 
     def _spool_reading(self, ts_ms: int, values: dict[str, float]) -> None:
         """Append to the spool, then to the journal if one is kept."""
         seq = self.spool.append(ts_ms, values)
         if self._journal:
-            self._journal.write(json.dumps({"seq": seq, "ts": ts_ms, "values": values}) + "\n")
+            try:
+                self._journal.write(json.dumps({"seq": seq, "ts": ts_ms, "values": values}) + "\n")
+            except OSError as exc:  # the audit copy failing must not cost the reading
+                log.error("cannot write the journal: %s", exc)
 
     # ---- sending ---------------------------------------------------------------
 
@@ -135,7 +175,7 @@ class Client:
                                    close_timeout=5, max_size=2 ** 22) as ws:
                     log.info("connected to %s", s.url)
                     await self._drain(ws)
-            except (OSError, WebSocketException, TimeoutError, ServerError) as exc:
+            except (OSError, WebSocketException, TimeoutError, ServerError, ValueError) as exc:
                 delay = self.backoff.next()
                 log.warning("link down (%s: %s); retrying in %.1f s, %d readings spooled",
                             type(exc).__name__, exc, delay, len(self.spool))
@@ -155,6 +195,15 @@ class Client:
             if reply.get("error"):
                 raise ServerError(reply["error"])
             self.backoff.reset()
+
+
+def _finite(values: dict) -> dict[str, float]:
+    """Keep finite numbers only: JSON cannot carry NaN, and a sensor must not block the spool."""
+    kept = {k: float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    if len(kept) != len(values):
+        log.warning("sensor returned unusable values %r; keeping %r", values, kept)
+    return kept
 
 
 def _wire(reading: Spooled) -> dict:
@@ -214,13 +263,9 @@ def load_settings(argv: list[str] | None = None,
     try:
         settings = ClientSettings(**{f.name: type(f.default)(values[f.name])
                                      for f in fields(ClientSettings) if f.name in values})
+        settings.check()
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
-    if not settings.url or not settings.token:
-        parser.error("--url and --token are required (or url/token in --config, "
-                     "or SENSORS_CLIENT_URL / SENSORS_CLIENT_TOKEN)")
-    if settings.interval <= 0 or settings.batch < 1:
-        parser.error("--interval must be positive and --batch at least 1")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings

@@ -45,7 +45,7 @@ class Spool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._unreported_drops = 0
-        self._last_report = 0.0
+        self._last_report = float("-inf")  # the first drop is reported at once
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=5000"):
             self._db.execute(f"PRAGMA {pragma}")
@@ -56,7 +56,7 @@ class Spool:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             seq = self._db.execute("INSERT INTO spool (ts_ms, readings) VALUES (?, ?)",
-                                   (ts_ms, json.dumps(values))).lastrowid
+                                   (ts_ms, json.dumps(values, allow_nan=False))).lastrowid
             self._count("appended", 1)
             self._db.execute("INSERT OR REPLACE INTO counters VALUES ('last_ts', ?)", (ts_ms,))
             self._enforce_bound()

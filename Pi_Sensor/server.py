@@ -41,7 +41,7 @@ class IngestServer:
 
     def __init__(self, config: config_mod.Config, engine: Engine | None = None) -> None:
         self.config = config
-        self.engine = engine or storage.make_engine(config.database_url)
+        self.engine = engine or storage.make_engine(config.database_url, pre_ping=False)
         self.limits = Limits(config.getint("ingest", "max_readings"),
                              int(config.getfloat("ingest", "max_future_seconds") * 1000))
         self.catalogue = Catalogue()

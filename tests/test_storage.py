@@ -159,7 +159,7 @@ def test_a_bad_row_in_a_later_chunk_rolls_back_the_whole_call(engine, device):
     n = storage.CHUNK_ROWS[engine.dialect.name] + 5
     rows = [(device.id, TS + i, 400.0) for i in range(n)]
     rows[-1] = (device.id, TS + n, INJECTION)
-    with pytest.raises(TypeError, match="refusing str"):
+    with pytest.raises(TypeError, match="refusing"):
         storage.write_readings(engine, ["co2"], rows)
     assert storage.count_readings(engine) == 0
 
@@ -195,30 +195,42 @@ class Stringy:
     __str__ = __repr__
 
 
+def one_value_sql(value) -> str:
+    """The INSERT for one reading whose co2 is `value`."""
+    return storage.insert_readings_sql("mysql", ["co2"], [(1, TS, value)])
+
+
 @pytest.mark.parametrize("value", [
     "1.5", INJECTION, b"1.5", bytearray(b"1"), True, False, Decimal("1.5"), Fraction(1, 2),
-    1 + 2j, EvilFloat(1.5), EvilInt(2), Color.RED, Stringy(), [1.0], (1.0,), {"v": 1.0},
+    1 + 2j, EvilFloat(1.5), Stringy(), [1.0], (1.0,), {"v": 1.0},
 ], ids=lambda v: type(v).__name__)
-def test_sql_number_refuses_everything_but_int_float_none(value):
-    """Only exact int and float (and None) are formatted; subclasses and look-alikes are refused."""
-    with pytest.raises(TypeError, match="refusing .* in SQL: only numbers are formatted"):
-        storage.sql_number(value)
+def test_insert_sql_refuses_everything_but_numbers(value):
+    """Strings, bytes, booleans, decimals, containers and float look-alikes never reach SQL."""
+    with pytest.raises(TypeError, match="refusing"):
+        one_value_sql(value)
+
+
+@pytest.mark.parametrize(("value", "text"), [(EvilInt(2), "2"), (Color.RED, "1")])
+def test_int_subclasses_render_as_their_value_not_their_text(value, text):
+    """An int subclass is written as its integer value, never through its __repr__."""
+    sql = one_value_sql(value)
+    assert INJECTION not in sql and sql.endswith(f"VALUES (1,{TS},{text})")
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, float("-nan")])
-def test_sql_number_refuses_non_finite_floats(value):
-    """NaN and infinities are not numbers SQL can store."""
-    with pytest.raises(ValueError, match="refusing non-finite number"):
-        storage.sql_number(value)
+def test_insert_sql_refuses_non_finite_floats(value):
+    """NaN and infinities are not numbers SQL can store (and must not turn into NULL)."""
+    with pytest.raises(ValueError, match="refusing a non-finite number"):
+        storage.insert_readings_sql("mysql", ["co2", "humidity"], [(1, TS, value, None)])
 
 
 @pytest.mark.parametrize(("value", "text"), [
     (0, "0"), (-7, "-7"), (2 ** 63 - 1, "9223372036854775807"), (1.5, "1.5"), (0.1, "0.1"),
-    (-0.0, "-0.0"), (1e300, "1e+300"), (5e-324, "5e-324"), (None, "NULL"),
+    (-0.0, "-0.0"), (1e300, "1e+300"), (5e-324, "5e-324"), (None, "null"),
 ])
-def test_sql_number_formats_numbers_exactly(value, text):
+def test_insert_sql_formats_numbers_exactly(value, text):
     """Numbers are rendered so that they read back as the same value."""
-    assert storage.sql_number(value) == text
+    assert one_value_sql(value).endswith(f"VALUES (1,{TS},{text})")
 
 
 @pytest.mark.parametrize("name", [
@@ -237,7 +249,7 @@ def test_insert_readings_sql_text(dialect, verb, q):
     """The statement is exactly the expected multi-row INSERT; empty input is refused."""
     sql = storage.insert_readings_sql(dialect, ["co2", "humidity"], [(1, TS, 400.5, None), (1, TS + 1, 1.0, 2.0)])
     assert sql == (f"{verb} reading (device_id,ts,{q}co2{q},{q}humidity{q}) "
-                   f"VALUES (1,{TS},400.5,NULL),(1,{TS + 1},1.0,2.0)")
+                   f"VALUES (1,{TS},400.5,null),(1,{TS + 1},1.0,2.0)")
     with pytest.raises(ValueError, match="no rows to insert"):
         storage.insert_readings_sql(dialect, ["co2"], [])
 

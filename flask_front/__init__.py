@@ -13,15 +13,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     settings = config_mod.load()
     url = settings.database_url
-    app.config.from_mapping(
-        SENSORS=settings,
-        SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS=storage.engine_options(url),
-    )
+    app.config.from_mapping(SENSORS=settings, SQLALCHEMY_DATABASE_URI=url)
     if config:
         app.config.from_mapping(config)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
-        storage.make_engine(app.config["SQLALCHEMY_DATABASE_URI"]).dispose()  # creates var/
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", storage.engine_options(url))
+    if url.startswith("sqlite:///"):
+        storage.make_engine(url).dispose()  # creates the folder of the database file
 
     from flask_front.extensions import db
     db.init_app(app)

@@ -99,7 +99,9 @@ class Client:
         failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
         for task in (stop, *tasks):
             task.cancel()
-        await asyncio.gather(stop, *tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait([stop, *tasks], timeout=10)
+        if stuck:
+            log.error("%d tasks did not stop in 10 s; exiting anyway", len(stuck))
         log.info("client stopped; %d readings wait in the spool", len(self.spool))
         self.spool.close()
         if self._journal:
@@ -118,7 +120,7 @@ class Client:
         """Take a reading every interval, keeping the cadence whatever the network does."""
         loop = asyncio.get_running_loop()
         tick = loop.time()
-        while True:
+        while not self._stop.is_set():
             await self._take_reading()
             tick += self.settings.interval
             tick = max(tick, loop.time())  # a slow sensor skips ticks rather than bunching them
@@ -168,7 +170,7 @@ class Client:
         """Connect, drain the spool, and reconnect with backoff after any failure."""
         s = self.settings
         headers = {"Authorization": f"Bearer {s.token}"}
-        while True:
+        while not self._stop.is_set():
             try:
                 async with connect(s.url, additional_headers=headers, open_timeout=s.ack_timeout,
                                    ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
@@ -190,7 +192,9 @@ class Client:
                 await self._new_reading.wait()
                 continue
             await ws.send(json.dumps({"readings": [_wire(r) for r in batch]}))
-            reply = json.loads(await asyncio.wait_for(ws.recv(), self.settings.ack_timeout))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+            async with asyncio.timeout(self.settings.ack_timeout):
+                reply = json.loads(await ws.recv())
             await asyncio.to_thread(self.spool.remove, _finished(reply))
             if reply.get("error"):
                 raise ServerError(reply["error"])

@@ -203,3 +203,19 @@ def stored(engine, device_id: int) -> list[tuple]:
         return [tuple(r) for r in conn.execute(sa.text(
             "SELECT ts, co2, temperature, humidity FROM reading WHERE device_id = :d ORDER BY ts"),
             {"d": device_id})]
+
+
+def hold_write_lock(engine):
+    """Open a transaction that blocks writes to `reading` until the returned callable runs."""
+    conn = engine.connect()
+    if engine.dialect.name == "mysql":
+        conn.exec_driver_sql("LOCK TABLES reading WRITE")
+        release = "UNLOCK TABLES"
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        release = "ROLLBACK"
+
+    def unlock():
+        conn.exec_driver_sql(release)
+        conn.close()
+    return unlock

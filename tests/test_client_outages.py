@@ -15,7 +15,7 @@ import pytest
 
 from lib import storage
 from lib.config import REPO_ROOT
-from tests.conftest import MYSQL, ServerThread, mysql_settings, reset_database
+from tests.conftest import MYSQL, ServerThread, hold_write_lock, mysql_settings, reset_database
 from tests.tcpproxy import TcpProxy
 
 INTERVAL = 0.01  # 100 readings a second, so outages of seconds leave real backlogs
@@ -140,20 +140,21 @@ def test_database_unreachable(mysql_database, tmp_path):
 
 
 def test_client_killed_mid_batch_and_restarted(server_process, engine, device, tmp_path):
-    port = free_port()
-    url = f"ws://127.0.0.1:{port}/ingest"
-    client = ClientProcess(url, device.token, tmp_path, "client", "--batch", "20")
-    time.sleep(2)  # no server yet: a backlog of ~200 readings builds up in the spool
-    server_process(port)
-    deadline = time.monotonic() + 20
-    while storage.count_readings(engine, device.id) == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    client.stop(signal.SIGKILL)  # after the first batch of 20, with the next one in flight
-    killed_at = storage.count_readings(engine, device.id)
-    restarted = ClientProcess(url, device.token, tmp_path, "client-2", "--batch", "20")
+    server = server_process()
+    unlock = hold_write_lock(engine)  # the server's commit of the first batch waits on this
+    client = ClientProcess(server.url, device.token, tmp_path, "client", "--batch", "20")
+    time.sleep(1)  # a batch is in flight, unacked, and a backlog builds up in the spool
+    client.stop(signal.SIGKILL)
+    unlock()  # the batch is committed now, but its ack goes to a dead client
+    deadline = time.monotonic() + 10
+    while storage.count_readings(engine, device.id) == 0:
+        assert time.monotonic() < deadline, "the batch in flight was never committed"
+        time.sleep(0.05)
+    in_flight = storage.count_readings(engine, device.id)
+    restarted = ClientProcess(server.url, device.token, tmp_path, "client-2", "--batch", "20")
     catch_up = wait_caught_up(engine, device.id, restarted)
-    assert killed_at < len(restarted.journal.read_text().splitlines()) - 100
-    finish(engine, device, restarted, "client SIGKILL", 0.0, catch_up)
+    assert 0 < in_flight <= 20 < len(restarted.journal.read_text().splitlines())
+    finish(engine, device, restarted, "client SIGKILL", 1.0, catch_up)
 
 
 @pytest.mark.parametrize("failure", ["cut", "freeze"])

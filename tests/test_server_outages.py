@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from lib import storage
-from tests.conftest import MYSQL, ServerThread, mysql_settings, reset_database, stored
+from tests.conftest import MYSQL, ServerThread, hold_write_lock, mysql_settings, reset_database, stored
 from tests.tcpproxy import TcpProxy
 from tests.test_server import TS0, exchange, open_ws, reading
 
@@ -44,22 +44,6 @@ def test_database_outage_acks_nothing_and_recovers(mysql_database):
         proxy.cut()
     assert [row[0] for row in stored(engine, info.id)] == [TS0 + i for i in range(200)]
     engine.dispose()
-
-
-def hold_write_lock(engine):
-    """Open a transaction that blocks writes to `reading` until the returned callable runs."""
-    conn = engine.connect()
-    if engine.dialect.name == "mysql":
-        conn.exec_driver_sql("LOCK TABLES reading WRITE")
-        release = "UNLOCK TABLES"
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        release = "ROLLBACK"
-
-    def unlock():
-        conn.exec_driver_sql(release)
-        conn.close()
-    return unlock
 
 
 def test_sigterm_finishes_commits_in_flight(server_process, engine, device):

@@ -22,7 +22,8 @@ from websockets.http11 import Request
 
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
-from lib.validation import FrameError, LegacyFrameError, Limits, Parsed, parse_frame
+from lib.validation import (UNKNOWN_METRIC, FrameError, LegacyFrameError, Limits, Parsed,
+                            parse_frame)
 from Pi_Sensor.batcher import Batch, GroupCommitter
 
 log = logging.getLogger("Pi_Sensor.server")
@@ -182,7 +183,7 @@ class IngestServer:
         """Parse a frame; on an unknown metric, re-read the catalogue and parse again."""
         received = time.monotonic()
         parsed = parse_frame(frame, self.catalogue, storage.now_ms(), self.limits)
-        if any(r["error"].startswith("unknown metric") for r in parsed.rejected):
+        if any(r["error"].startswith(UNKNOWN_METRIC) for r in parsed.rejected):
             # The metric may have been added since the last load: rejections are final.
             if not await self._catalogue_loaded_since(received):
                 raise CatalogueUnavailable(DB_DOWN)

@@ -264,8 +264,8 @@ def _baseline_connection(cfg: config_mod.Config):
             cur.execute("CREATE TABLE reading_copy LIKE reading")
         return conn, f"INSERT IGNORE INTO reading_copy {BASELINE_COLUMNS} VALUES (%s,%s,%s,%s,%s)"
     conn = sqlite3.connect(cfg.path("sqlite", "path"))
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000"):
-        conn.execute(f"PRAGMA {pragma}")
+    for pragma in storage.SQLITE_PRAGMAS:
+        conn.execute("PRAGMA " + pragma)
     ddl = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='reading'").fetchone()[0]
     conn.execute(re.sub(r'(?i)^CREATE TABLE\s+"?reading"?', "CREATE TABLE reading_copy", ddl))
     return conn, f"INSERT OR IGNORE INTO reading_copy {BASELINE_COLUMNS} VALUES (?,?,?,?,?)"

@@ -22,16 +22,17 @@ log = logging.getLogger(__name__)
 # Rows per INSERT statement: large enough to amortise parsing, small enough for
 # MySQL's max_allowed_packet; SQLite parses long statements slower, so it gets fewer.
 CHUNK_ROWS = {"mysql": 3000, "sqlite": 500}
+# WAL and a durable commit: an ack means the reading survives a power cut.
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000")
 
 
 @sa.event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL and a durable commit for the embedded database; foreign keys on."""
+    """Apply SQLITE_PRAGMAS to every connection of the embedded database."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=10000"):
-            cursor.execute(f"PRAGMA {pragma}")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute("PRAGMA " + pragma)
         cursor.close()
 
 
@@ -206,13 +207,6 @@ def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[R
     with engine.begin() as conn:
         for start in range(0, len(rows), step):
             conn.exec_driver_sql(insert_readings_sql(dialect, metric_names, rows[start:start + step]))
-
-
-def reading_table(metric_names: Sequence[str]) -> sa.TableClause:
-    """A lightweight `reading` table with the given metric columns (built-in or added)."""
-    names = [check_name(n) for n in metric_names]
-    return sa.table(Reading.__tablename__, sa.column("device_id"), sa.column("ts"),
-                    *(sa.column(n) for n in names))
 
 
 def count_readings(engine: Engine, device_id: int | None = None) -> int:

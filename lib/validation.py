@@ -14,6 +14,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: earlier stamps come from a Pi whose clock was never set
 LEGACY_METRICS = ("co2", "temperature", "humidity")
 _MS = timedelta(milliseconds=1)
+UNKNOWN_METRIC = "unknown metric"  # the start of that rejection, which the server re-checks
 EXPECTED_SHAPE = 'expected a JSON object {"readings": [...]} or one reading object'
 
 
@@ -104,7 +105,7 @@ def parse_reading(item: Any, catalogue: Catalogue, now_ms: int, max_future_ms: i
     for name, value in values.items():
         metric = catalogue.get(name)
         if metric is None:
-            raise ReadingError(f"unknown metric {name!r}")
+            raise ReadingError(f"{UNKNOWN_METRIC} {name!r}")
         if value is None:  # null means "not measured this time"
             continue
         number = check_number(name, value)

@@ -19,6 +19,18 @@ from tests.conftest import MYSQL, ServerThread, hold_write_lock, mysql_settings,
 from tests.tcpproxy import TcpProxy
 
 INTERVAL = 0.01  # 100 readings a second, so outages of seconds leave real backlogs
+STARTED: list["ClientProcess"] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_clients():
+    """Whatever a test asserts, no client process outlives it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 class ClientProcess:
@@ -34,12 +46,15 @@ class ClientProcess:
              "--journal", str(self.journal), "--backoff-min", "0.2", "--backoff-max", "1",
              "--ping-interval", "0.5", "--ping-timeout", "0.5", "--ack-timeout", "2", *extra],
             cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        STARTED.append(self)
 
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        self.proc.wait(20)
-        self.log.close()
+        try:
+            self.proc.wait(20)
+        finally:
+            self.log.close()
 
 
 @dataclass

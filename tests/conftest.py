@@ -33,19 +33,33 @@ def require_service(name: str, error: Exception) -> None:
 
 
 @pytest.fixture(scope="session")
-def mysql_database():
-    """A fresh MariaDB database for this test session, dropped at the end."""
-    name = f"sensors_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+def make_database():
+    """Factory of fresh, uniquely named MariaDB databases, all dropped after the session."""
     try:
-        conn = pymysql.connect(**MYSQL, connect_timeout=5)
+        admin = pymysql.connect(**MYSQL, connect_timeout=5, autocommit=True)
     except pymysql.MySQLError as exc:
         require_service("MariaDB at 127.0.0.1:3306", exc)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    created: list[str] = []
+
+    def make(tag: str) -> str:
+        # The name is built from the pid and hex digits only, so quoting it is enough.
+        name = f"sensors_{tag}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        created.append(name)
+        return name
+
+    yield make
+    with admin.cursor() as cur:
+        for name in created:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_database(make_database) -> str:
+    """A fresh MariaDB database for this test session."""
+    return make_database("test")
 
 
 def sqlite_settings(path: Path) -> config_mod.Config:

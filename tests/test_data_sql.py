@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import shutil
 import subprocess
-import uuid
 
 import pymysql
 import pytest
@@ -15,7 +13,7 @@ from pymysql.constants import CLIENT
 from lib import storage
 from lib.catalogue import BUILTIN_METRICS, Metric
 from lib.config import REPO_ROOT
-from tests.conftest import MYSQL, mysql_settings, require_service
+from tests.conftest import MYSQL, mysql_settings
 
 DATA_SQL = REPO_ROOT / "data.sql"
 TABLES = ("device", "metric", "reading")
@@ -25,29 +23,6 @@ def connect(database: str | None = None, **kwargs) -> pymysql.Connection:
     """A pymysql connection to the test server."""
     return pymysql.connect(**MYSQL, database=database, charset="utf8mb4", connect_timeout=5,
                            autocommit=True, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def make_database():
-    """Factory of fresh, uniquely named databases, all dropped at the end of the module."""
-    try:
-        admin = connect()
-    except pymysql.MySQLError as exc:
-        require_service("MariaDB at 127.0.0.1:3306", exc)
-    created: list[str] = []
-
-    def make(tag: str) -> str:
-        name = f"sensors_sql_{tag}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        created.append(name)
-        return name
-
-    yield make
-    with admin.cursor() as cur:
-        for name in created:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
 
 
 def load_data_sql(database: str) -> None:

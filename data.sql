@@ -44,6 +44,125 @@ CREATE TABLE IF NOT EXISTS reading (
         REFERENCES device (id) ON DELETE CASCADE
 ) ENGINE=InnoDB CHARSET=utf8mb4;
 
+-- Rollups: per device and minute (hour), each metric's count, sum, min and max
+-- (mean = sum / n). Added metrics get their four columns here too.
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    device_id INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,  -- UTC epoch millisecond the bucket starts at
+    co2_n INTEGER NOT NULL DEFAULT 0,
+    co2_sum DOUBLE,
+    co2_min DOUBLE,
+    co2_max DOUBLE,
+    temperature_n INTEGER NOT NULL DEFAULT 0,
+    temperature_sum DOUBLE,
+    temperature_min DOUBLE,
+    temperature_max DOUBLE,
+    humidity_n INTEGER NOT NULL DEFAULT 0,
+    humidity_sum DOUBLE,
+    humidity_min DOUBLE,
+    humidity_max DOUBLE,
+    CONSTRAINT pk_rollup_1m PRIMARY KEY (device_id, bucket),
+    CONSTRAINT fk_rollup_1m_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE
+) ENGINE=InnoDB CHARSET=utf8mb4 COMMENT='1-minute aggregates of reading';
+
+CREATE TABLE IF NOT EXISTS rollup_1h (
+    device_id INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,  -- UTC epoch millisecond the bucket starts at
+    co2_n INTEGER NOT NULL DEFAULT 0,
+    co2_sum DOUBLE,
+    co2_min DOUBLE,
+    co2_max DOUBLE,
+    temperature_n INTEGER NOT NULL DEFAULT 0,
+    temperature_sum DOUBLE,
+    temperature_min DOUBLE,
+    temperature_max DOUBLE,
+    humidity_n INTEGER NOT NULL DEFAULT 0,
+    humidity_sum DOUBLE,
+    humidity_min DOUBLE,
+    humidity_max DOUBLE,
+    CONSTRAINT pk_rollup_1h PRIMARY KEY (device_id, bucket),
+    CONSTRAINT fk_rollup_1h_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE
+) ENGINE=InnoDB CHARSET=utf8mb4 COMMENT='1-hour aggregates of reading';
+
+-- Hours of a device whose readings changed since their rollups were computed.
+CREATE TABLE IF NOT EXISTS rollup_pending (
+    device_id INTEGER NOT NULL,
+    hour BIGINT NOT NULL,
+    gen INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT pk_rollup_pending PRIMARY KEY (device_id, hour),
+    CONSTRAINT fk_rollup_pending_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE
+) ENGINE=InnoDB CHARSET=utf8mb4;
+
+-- Rendered chart files, recorded once a whole render is complete.
+CREATE TABLE IF NOT EXISTS path (
+    id INTEGER NOT NULL AUTO_INCREMENT,
+    render VARCHAR(64) NOT NULL,
+    device_id INTEGER NOT NULL,
+    metric VARCHAR(32) NOT NULL,
+    span VARCHAR(8) NOT NULL,
+    file VARCHAR(255) NOT NULL,
+    rendered_ms BIGINT NOT NULL,
+    CONSTRAINT pk_path PRIMARY KEY (id),
+    CONSTRAINT fk_path_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE,
+    INDEX ix_path_rendered_ms (rendered_ms),
+    INDEX ix_path_lookup (device_id, metric, span, rendered_ms)
+) ENGINE=InnoDB CHARSET=utf8mb4;
+
+-- Alert rules (device_id NULL: every device), their state per device, and their events.
+CREATE TABLE IF NOT EXISTS alert_rule (
+    id INTEGER NOT NULL AUTO_INCREMENT,
+    name VARCHAR(64) NOT NULL,
+    device_id INTEGER,
+    metric VARCHAR(32),
+    kind VARCHAR(8) NOT NULL,  -- above, below or nodata
+    threshold DOUBLE,
+    duration_s INTEGER NOT NULL DEFAULT 0,
+    hysteresis DOUBLE NOT NULL DEFAULT 0,
+    enabled BOOL NOT NULL DEFAULT true,
+    created_ms BIGINT NOT NULL,
+    CONSTRAINT pk_alert_rule PRIMARY KEY (id),
+    CONSTRAINT fk_alert_rule_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE
+) ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS alert_state (
+    rule_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    state VARCHAR(8) NOT NULL,  -- ok, pending or firing
+    since_ms BIGINT,
+    cursor_ms BIGINT NOT NULL,
+    event_id INTEGER,
+    version INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT pk_alert_state PRIMARY KEY (rule_id, device_id),
+    CONSTRAINT fk_alert_state_rule_id_alert_rule FOREIGN KEY (rule_id)
+        REFERENCES alert_rule (id) ON DELETE CASCADE,
+    CONSTRAINT fk_alert_state_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE
+) ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS alert_event (
+    id INTEGER NOT NULL AUTO_INCREMENT,
+    rule_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    state VARCHAR(8) NOT NULL,  -- firing or resolved
+    value DOUBLE,
+    since_ms BIGINT NOT NULL,
+    fired_ms BIGINT NOT NULL,
+    resolved_ms BIGINT,
+    fire_sent_ms BIGINT,
+    resolve_sent_ms BIGINT,
+    CONSTRAINT pk_alert_event PRIMARY KEY (id),
+    CONSTRAINT fk_alert_event_rule_id_alert_rule FOREIGN KEY (rule_id)
+        REFERENCES alert_rule (id) ON DELETE CASCADE,
+    CONSTRAINT fk_alert_event_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE,
+    INDEX ix_alert_event_fired_ms (fired_ms)
+) ENGINE=InnoDB CHARSET=utf8mb4;
+
 -- The built-in metrics (lib/catalogue.BUILTIN_METRICS).
 INSERT IGNORE INTO metric (name, unit, min_value, max_value, label) VALUES
     ('co2', 'ppm', 0, 40000, 'Carbon dioxide'),

@@ -18,12 +18,19 @@ DEFAULTS: dict[str, dict[str, str]] = {
               "database": "", "charset": "utf8mb4"},
     "sqlite": {"path": "var/sensors.db"},
     "ecs": {"public_ip": "", "intranet_ip": ""},
-    "rabbitmq": {"user": "", "password": "", "host": "localhost", "port": "5672", "v_host": ""},
+    "rabbitmq": {"user": "", "password": "", "host": "", "port": "5672", "v_host": ""},
     "ports": {"flask": "4350", "ingest": "8080", "flower": "5555"},
     "ingest": {"max_readings": "1000", "max_frame_bytes": "1048576", "ping_interval": "20",
                "ping_timeout": "20", "commit_rows": "5000", "writers": "2",
                "max_future_seconds": "300", "compression": "off"},
     "other": {"flask_path": "var/charts"},
+    "celery": {"queue": "sensors", "concurrency": "2", "embedded_dir": "var/celery", "rollup_seconds": "60",
+               "alert_seconds": "30", "retention_seconds": "86400"},
+    "charts": {"interval_seconds": "3600", "keep_days": "7", "max_points": "2000",
+               "echarts_url": "/static/vendor/echarts/"},
+    "retention": {"raw_days": "30", "minute_days": "365", "batch_rows": "5000"},
+    "alerts": {"webhook_url": "", "webhook_timeout": "10", "webhook_retries": "8"},
+    "auth": {"flower_user": "admin", "flower_password": ""},
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -85,6 +92,21 @@ class Config:
         return bool(self.get("mysql", "database"))
 
     @property
+    def uses_rabbitmq(self) -> bool:
+        """True when [rabbitmq] names a host; otherwise Celery uses an embedded transport."""
+        return bool(self.get("rabbitmq", "host"))
+
+    @property
+    def broker_url(self) -> str:
+        """Celery broker: RabbitMQ over AMQP, or the embedded filesystem transport."""
+        if not self.uses_rabbitmq:
+            return "filesystem://"
+        user = quote(self.get("rabbitmq", "user") or "guest", safe="")
+        password = quote(self.get("rabbitmq", "password") or "guest", safe="")
+        host, port = _url_host(self.get("rabbitmq", "host")), self.getint("rabbitmq", "port")
+        return f"amqp://{user}:{password}@{host}:{port}/{quote(self.get('rabbitmq', 'v_host'), safe='')}"
+
+    @property
     def database_url(self) -> str:
         """SQLAlchemy URL of the configured database."""
         if not self.uses_mysql:
@@ -92,9 +114,7 @@ class Config:
         user = quote(self.get("mysql", "user"), safe="")
         password = quote(self.get("mysql", "password"), safe="")
         auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
-        host, port = self.get("mysql", "host") or "localhost", self.getint("mysql", "port")
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"  # an IPv6 address
+        host, port = _url_host(self.get("mysql", "host") or "localhost"), self.getint("mysql", "port")
         database, charset = self.get("mysql", "database"), self.get("mysql", "charset")
         return f"mysql+pymysql://{auth}{host}:{port}/{quote(database, safe='')}?charset={charset}"
 
@@ -129,6 +149,11 @@ def load(path: str | os.PathLike | None = None,
         if section_key:
             values[section_key[0]][section_key[1]] = value
     return Config(values, REPO_ROOT, source)
+
+
+def _url_host(host: str) -> str:
+    """A host as written in a URL: IPv6 addresses go in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _env_target(name: str, values: Mapping[str, Mapping[str, str]]) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from lib import config as config_mod, storage
 from lib.config import REPO_ROOT
+from lib.models import Base
 
 MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
              port=int(os.environ.get("TEST_MYSQL_PORT", "3306")), user="root", password="")
@@ -80,8 +81,8 @@ def reset_database(cfg: config_mod.Config) -> None:
     if cfg.uses_mysql:
         with engine.begin() as conn:
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
-            for table in ("reading", "device", "metric"):
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            for table in Base.metadata.tables:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{table}`")
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
     storage.init_db(engine)
     engine.dispose()
@@ -155,10 +156,10 @@ def ingest(settings):
 
 
 def settings_env(settings: config_mod.Config) -> dict[str, str]:
-    """Environment that makes a child process use the same database as `settings`."""
+    """Environment that makes a child process use exactly `settings`."""
     env = dict(os.environ)
-    for section in ("mysql", "sqlite"):
-        for key, value in settings.values[section].items():
+    for section, keys in settings.values.items():
+        for key, value in keys.items():
             env[f"SENSORS_{section.upper()}_{key.upper()}"] = value
     return env
 
@@ -233,3 +234,95 @@ def hold_write_lock(engine):
         conn.exec_driver_sql(release)
         conn.close()
     return unlock
+
+
+# ---- Celery ---------------------------------------------------------------------
+
+RABBITMQ = {"host": os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("TEST_RABBITMQ_PORT", "5672"))}
+
+
+def require_rabbitmq() -> None:
+    """Fail (CI) or skip (elsewhere) when RabbitMQ does not accept a connection."""
+    import kombu
+    try:
+        with kombu.Connection(f"amqp://guest:guest@{RABBITMQ['host']}:{RABBITMQ['port']}//",
+                              connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # kombu raises several types for an absent server
+        require_service(f"RabbitMQ at {RABBITMQ['host']}:{RABBITMQ['port']}", exc)
+
+
+def celery_settings(cfg: config_mod.Config, broker: str, tmp_path: Path) -> config_mod.Config:
+    """`cfg` with its own queue, and either the local RabbitMQ or an embedded broker in tmp_path."""
+    overrides = {"celery": {"queue": f"test-{uuid.uuid4().hex[:10]}",
+                            "embedded_dir": str(tmp_path / "celery")},
+                 "other": {"flask_path": str(tmp_path / "charts")}}
+    if broker == "rabbitmq":
+        require_rabbitmq()
+        overrides["rabbitmq"] = {"host": RABBITMQ["host"], "port": str(RABBITMQ["port"]),
+                                 "user": "guest", "password": "guest", "v_host": ""}
+    else:
+        overrides["rabbitmq"] = {"host": ""}
+    return cfg.with_overrides(overrides)
+
+
+class CeleryWorker:
+    """`celery -A celery_tasks worker` as a child process, and an app that sends it tasks."""
+
+    def __init__(self, cfg: config_mod.Config, log_path: Path, pool: str = "threads") -> None:
+        from celery_tasks.main import make_celery
+        self.settings = cfg
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--pool", pool,
+             "--concurrency", "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
+            cwd=REPO_ROOT, env=settings_env(cfg), stdout=self._log, stderr=subprocess.STDOUT)
+        self.app = make_celery(cfg)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log_path.read_text():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"celery worker did not start: {self.log_path.read_text()}")
+
+    def call(self, name: str, *args, timeout: float = 60, **kwargs):
+        """Send task `name` to the worker and return its result."""
+        return self.app.send_task(name, args=args, kwargs=kwargs).get(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        self.app.close()
+
+
+@pytest.fixture
+def celery_worker(tmp_path):
+    """Factory: start_worker(cfg, broker="rabbitmq"|"embedded") -> CeleryWorker, stopped afterwards."""
+    started: list[CeleryWorker] = []
+
+    def start(cfg: config_mod.Config, broker: str = "rabbitmq", pool: str = "threads") -> CeleryWorker:
+        worker = CeleryWorker(celery_settings(cfg, broker, tmp_path),
+                              tmp_path / f"worker-{len(started)}.log", pool)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -45,7 +45,7 @@ def test_missing_keys_fall_back_to_defaults(ini):
     assert cfg.getint("mysql", "port") == 3306
     assert cfg.get("mysql", "charset") == "utf8mb4"
     assert cfg.getint("ingest", "commit_rows") == 5000
-    assert cfg.get("rabbitmq", "host") == "localhost"
+    assert cfg.get("rabbitmq", "host") == "" and not cfg.uses_rabbitmq
     assert cfg.get("sqlite", "path") == "var/sensors.db"
 
 
@@ -279,3 +279,18 @@ def test_loading_does_not_touch_os_environ(ini):
     before = dict(os.environ)
     config.load(ini, environ={"SENSORS_MYSQL_HOST": "x"})
     assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize("env, url", [
+    ({}, "filesystem://"),
+    ({"SENSORS_RABBITMQ_HOST": "127.0.0.1"}, "amqp://guest:guest@127.0.0.1:5672/"),
+    ({"SENSORS_RABBITMQ_HOST": "mq", "SENSORS_RABBITMQ_USER": "u@x", "SENSORS_RABBITMQ_PASSWORD": "p/w:1",
+      "SENSORS_RABBITMQ_V_HOST": "/", "SENSORS_RABBITMQ_PORT": "5673"},
+     "amqp://u%40x:p%2Fw%3A1@mq:5673/%2F"),
+    ({"SENSORS_RABBITMQ_HOST": "::1"}, "amqp://guest:guest@[::1]:5672/"),
+])
+def test_broker_url(env, url):
+    """An empty [rabbitmq] host means the embedded transport; otherwise AMQP with quoted parts."""
+    cfg = config.load(environ=env)
+    assert cfg.broker_url == url
+    assert cfg.uses_rabbitmq == bool(env)

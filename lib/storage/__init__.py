@@ -1,4 +1,6 @@
-"""All database access: engines, schema, devices, the metric catalogue and readings."""
+"""All database access: engines, schema, devices, the metric catalogue and readings.
+
+Rollups, charts and alerts have their own modules in this package."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
-from lib.models import Base, Device, MetricRow, Reading
+from lib.models import (ROLLUP_TABLES, Base, Device, MetricRow, Reading, RollupPending,
+                        rollup_columns)
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +79,27 @@ def _metric_row(metric: Metric) -> dict:
 
 
 def _add_missing_columns(engine: Engine) -> None:
-    """Give `reading` a column for every catalogue metric that lacks one."""
-    present = {c["name"] for c in sa.inspect(engine).get_columns(Reading.__tablename__)}
+    """Give `reading` and the rollup tables columns for every catalogue metric that lacks them."""
+    inspector = sa.inspect(engine)
+    present = {table: {c["name"] for c in inspector.get_columns(table)}
+               for table in (Reading.__tablename__, *(t.name for t in ROLLUP_TABLES))}
     with engine.begin() as conn:
         for name in conn.scalars(sa.select(MetricRow.name).order_by(MetricRow.name)):
-            if name not in present:
-                conn.exec_driver_sql(_add_column_ddl(engine, check_name(name)))
+            check_name(name)
+            if name not in present[Reading.__tablename__]:
+                conn.exec_driver_sql(_add_column_ddl(engine, Reading.__tablename__, name, "DOUBLE NULL"))
                 log.info("added column reading.%s", name)
+            for table in ROLLUP_TABLES:
+                for column in rollup_columns(name):
+                    if column.name not in present[table.name]:
+                        kind = "INTEGER NOT NULL DEFAULT 0" if column.name.endswith("_n") else "DOUBLE NULL"
+                        conn.exec_driver_sql(_add_column_ddl(engine, table.name, column.name, kind))
 
 
-def _add_column_ddl(engine: Engine, name: str) -> str:
-    """DDL for a metric column; `name` has passed check_name and is quoted as well."""
-    column = engine.dialect.identifier_preparer.quote(name)
-    return "ALTER TABLE reading ADD COLUMN " + column + " DOUBLE NULL"
+def _add_column_ddl(engine: Engine, table: str, column: str, kind: str) -> str:
+    """DDL adding a column; names come from check_name-checked metrics and are quoted as well."""
+    quote = engine.dialect.identifier_preparer.quote
+    return f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column)} {kind}"
 
 
 # ---- metric catalogue ---------------------------------------------------------
@@ -207,6 +218,31 @@ def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[R
     with engine.begin() as conn:
         for start in range(0, len(rows), step):
             conn.exec_driver_sql(insert_readings_sql(dialect, metric_names, rows[start:start + step]))
+        mark_pending(conn, {(row[0], row[1] - row[1] % HOUR_MS) for row in rows})
+
+
+HOUR_MS = 3_600_000
+
+
+def mark_pending(conn: sa.Connection, hours: Iterable[tuple[int, int]]) -> None:
+    """Mark (device_id, hour) as needing its rollups recomputed, bumping gen when marked already.
+
+    Sorted, so concurrent writers lock the rows in the same order and cannot deadlock.
+    """
+    values = [{"device_id": int(d), "hour": int(h), "gen": 0} for d, h in sorted(hours)]
+    if not values:
+        return
+    table = RollupPending.__table__
+    if conn.dialect.name == "mysql":
+        from sqlalchemy.dialects.mysql import insert
+        stmt = insert(table).values(values)
+        stmt = stmt.on_duplicate_key_update(gen=table.c.gen + 1)
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(table).values(values)
+        stmt = stmt.on_conflict_do_update(index_elements=["device_id", "hour"],
+                                          set_={"gen": table.c.gen + 1})
+    conn.execute(stmt)
 
 
 def count_readings(engine: Engine, device_id: int | None = None) -> int:

@@ -5,12 +5,16 @@ set -eu
 ROOT=$(cd "$(dirname "$0")" && pwd)
 cd "$ROOT"
 . "$ROOT/deploy/venv.sh"
+. "$ROOT/deploy/echarts.sh"
 PY="$ROOT/.venv/bin/python"
 RUN="$ROOT/var/run"
 LOG="$ROOT/var/log"
 
-# name|command: every long-running process of the stack.
-SERVICES="ingest|$PY -m Pi_Sensor.server"
+# name|command: every long-running process of the stack, started in this order.
+SERVICES="ingest|$PY -m Pi_Sensor.server
+worker|$PY -m celery -A celery_tasks worker --loglevel INFO --hostname sensors@%h
+beat|$PY -m celery -A celery_tasks beat --loglevel INFO
+flower|$PY -m celery_tasks.flower"
 
 setting() {  # setting SECTION KEY: a resolved value from db_config.ini and SENSORS_* variables
     "$PY" -c "from lib.config import load; print(load().get('$1', '$2'))"
@@ -69,6 +73,7 @@ do_start() {
     ensure_venv "$ROOT"
     mkdir -p "$RUN" "$LOG"
     "$ROOT/.venv/bin/flask" --app flask_front init-db
+    ensure_echarts "$ROOT" || echo "warning: charts are still drawn, but browsers cannot show them until ECharts is installed (run sh start.sh again)" >&2
     each_service start_one
     do_status
 }
@@ -81,7 +86,10 @@ status_one() {
 do_status() {
     each_service status_one
     if [ -x "$PY" ]; then
-        echo "ingest:    ws://$(setting ecs public_ip | sed 's/^$/localhost/'):$(setting ports ingest)/ingest"
+        host=$(setting ecs public_ip | sed 's/^$/localhost/')
+        echo "ingest:    ws://$host:$(setting ports ingest)/ingest"
+        echo "flower:    http://$host:$(setting ports flower)/  (user and password: $("$PY" -m celery_tasks.flower --show))"
+        echo "charts:    $(setting other flask_path)"
     fi
     echo "register a device: .venv/bin/flask --app flask_front add-device NAME"
 }

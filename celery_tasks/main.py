@@ -30,24 +30,25 @@ def celery_config(settings: config_mod.Config) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.getint("celery", "concurrency"),
         "worker_send_task_events": True,  # Flower shows tasks as they run
         "task_send_sent_event": True,
         "task_track_started": True,
         "broker_connection_retry_on_startup": True,
         "beat_schedule": beat_schedule(settings),
     }
+    folder = settings.path("celery", "embedded_dir")
+    conf["beat_schedule_filename"] = str(folder / "beat-schedule")
     if settings.uses_rabbitmq:
-        conf["result_backend"] = "rpc://"
-        conf["result_persistent"] = False
+        conf["result_backend"] = settings.get("celery", "result_backend") or "rpc://"
     else:
-        folder = settings.path("celery", "embedded_dir")
         for sub in ("broker", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
             "data_folder_in": str(folder / "broker"), "data_folder_out": str(folder / "broker"),
             "control_folder": str(folder / "control"), "polling_interval": 0.2}
-        conf["result_backend"] = f"db+sqlite:///{folder / 'results.sqlite'}"
-        conf["beat_schedule_filename"] = str(folder / "beat-schedule")
+        conf["result_backend"] = (settings.get("celery", "result_backend")
+                                  or f"db+sqlite:///{folder / 'results.sqlite'}")
     return conf
 
 

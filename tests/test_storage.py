@@ -284,3 +284,36 @@ def test_injection_through_a_reading_never_reaches_sql(engine, device):
     assert "reading" in sa.inspect(engine).get_table_names()
     assert storage.count_readings(engine) == 1
     assert [row[1] for row in stored(engine, device.id)] == [415.0]
+
+
+def pending(engine) -> list[tuple]:
+    """(device_id, hour, gen) marks, in key order."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT device_id, hour, gen FROM rollup_pending ORDER BY device_id, hour"))]
+
+
+def test_writes_mark_their_hours_for_rollup(engine, device):
+    """Every write marks the (device, hour) it touched; a later write to a marked hour bumps gen."""
+    hour = TS - TS % storage.HOUR_MS
+    storage.write_readings(engine, ["co2"], [(device.id, hour + 5, 1.0), (device.id, hour + 9, 2.0)])
+    assert pending(engine) == [(device.id, hour, 0)]
+    late = hour - storage.HOUR_MS  # a Pi catching up after an outage
+    storage.write_readings(engine, ["co2"], [(device.id, hour + 7, 3.0), (device.id, late, 4.0)])
+    assert pending(engine) == [(device.id, late, 0), (device.id, hour, 1)]
+
+
+@pytest.mark.parametrize("bad", ["1); DROP TABLE reading; --", "0x10", None, [1]])
+def test_mark_pending_formats_integers_only(engine, bad):
+    """The formatted mark statement accepts nothing but integers."""
+    with engine.begin() as conn, pytest.raises((ValueError, TypeError)):
+        storage.mark_pending(conn, [(bad, 0)])
+    assert pending(engine) == []
+
+
+def test_mark_pending_ignores_an_ints_own_text(engine):
+    """An int subclass whose str() is SQL is written as its number."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO device (id, name, token_hash, created_ms) VALUES (2, 'x', 'h', 0)")
+        storage.mark_pending(conn, [(EvilInt(2), EvilInt(7_200_000))])
+    assert pending(engine) == [(2, 7_200_000, 0)]

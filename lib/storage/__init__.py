@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
-from lib.models import (ROLLUP_TABLES, Base, Device, MetricRow, Reading, RollupPending,
-                        rollup_columns)
+from lib.models import ROLLUP_TABLES, Base, Device, MetricRow, Reading, rollup_columns
 
 log = logging.getLogger(__name__)
 
@@ -227,22 +226,18 @@ HOUR_MS = 3_600_000
 def mark_pending(conn: sa.Connection, hours: Iterable[tuple[int, int]]) -> None:
     """Mark (device_id, hour) as needing its rollups recomputed, bumping gen when marked already.
 
-    Sorted, so concurrent writers lock the rows in the same order and cannot deadlock.
+    This runs in every ingest commit, so the statement is formatted directly, from
+    values forced through int(); sorted, so concurrent writers lock rows in the
+    same order and cannot deadlock.
     """
-    values = [{"device_id": int(d), "hour": int(h), "gen": 0} for d, h in sorted(hours)]
+    values = ",".join(f"({int(d)},{int(h)},0)" for d, h in sorted(hours))
     if not values:
         return
-    table = RollupPending.__table__
     if conn.dialect.name == "mysql":
-        from sqlalchemy.dialects.mysql import insert
-        stmt = insert(table).values(values)
-        stmt = stmt.on_duplicate_key_update(gen=table.c.gen + 1)
+        tail = " ON DUPLICATE KEY UPDATE gen = gen + 1"
     else:
-        from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table).values(values)
-        stmt = stmt.on_conflict_do_update(index_elements=["device_id", "hour"],
-                                          set_={"gen": table.c.gen + 1})
-    conn.execute(stmt)
+        tail = " ON CONFLICT (device_id, hour) DO UPDATE SET gen = gen + 1"
+    conn.exec_driver_sql("INSERT INTO rollup_pending (device_id, hour, gen) VALUES " + values + tail)
 
 
 def count_readings(engine: Engine, device_id: int | None = None) -> int:

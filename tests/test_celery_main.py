@@ -1,0 +1,89 @@
+"""The Celery app's configuration, derived from db_config.ini and SENSORS_* variables."""
+from __future__ import annotations
+
+import pytest
+
+from celery_tasks.main import TASK_MODULES, beat_schedule, celery_config, make_celery
+from lib import config as config_mod
+
+
+def cfg(tmp_path, **env) -> config_mod.Config:
+    """Settings with the embedded folder in tmp_path and `env` on top."""
+    return config_mod.load(environ={"SENSORS_CELERY_EMBEDDED_DIR": str(tmp_path / "celery"), **env})
+
+
+def test_embedded_transport_needs_no_server(tmp_path):
+    """An empty [rabbitmq] host gives a filesystem broker and SQLite results under embedded_dir."""
+    conf = celery_config(cfg(tmp_path))
+    assert conf["broker_url"] == "filesystem://"
+    options = conf["broker_transport_options"]
+    assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "celery" / "broker")
+    assert (tmp_path / "celery" / "broker").is_dir() and (tmp_path / "celery" / "control").is_dir()
+    assert conf["result_backend"] == f"db+sqlite:///{tmp_path / 'celery' / 'results.sqlite'}"
+
+
+def test_rabbitmq_uses_amqp_and_rpc_results(tmp_path):
+    """A [rabbitmq] host gives amqp:// and the original's rpc:// result backend."""
+    conf = celery_config(cfg(tmp_path, SENSORS_RABBITMQ_HOST="mq.lan", SENSORS_RABBITMQ_USER="pi",
+                             SENSORS_RABBITMQ_PASSWORD="s3cret"))
+    assert conf["broker_url"] == "amqp://pi:s3cret@mq.lan:5672/"
+    assert conf["result_backend"] == "rpc://"
+    assert "broker_transport_options" not in conf
+
+
+def test_result_backend_can_be_chosen(tmp_path):
+    """[celery] result_backend replaces the default on either broker."""
+    url = "db+sqlite:////tmp/results.db"
+    for env in ({}, {"SENSORS_RABBITMQ_HOST": "mq"}):
+        assert celery_config(cfg(tmp_path, SENSORS_CELERY_RESULT_BACKEND=url, **env))["result_backend"] == url
+
+
+def test_utc_queue_and_reliability_settings(tmp_path):
+    """UTC throughout; tasks go to the configured queue and survive a worker killed mid-task."""
+    conf = celery_config(cfg(tmp_path, SENSORS_CELERY_QUEUE="lab-3", SENSORS_CELERY_CONCURRENCY="4"))
+    assert conf["enable_utc"] is True and conf["timezone"] == "UTC"
+    assert conf["task_default_queue"] == "lab-3" and [q.name for q in conf["task_queues"]] == ["lab-3"]
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_concurrency"] == 4 and conf["accept_content"] == ["json"]
+
+
+def test_beat_schedule_defaults(tmp_path):
+    """Rollups every minute, alerts every 30 s, charts hourly, retention daily; each expires in one interval."""
+    schedule = beat_schedule(cfg(tmp_path))
+    assert {name: (entry["task"], entry["schedule"]) for name, entry in schedule.items()} == {
+        "rollup": ("celery_tasks.rollup", 60.0),
+        "alerts": ("celery_tasks.evaluate_alerts", 30.0),
+        "charts": ("celery_tasks.draw_charts", 3600.0),
+        "retention": ("celery_tasks.retention", 86400.0),
+    }
+    assert all(entry["options"]["expires"] == entry["schedule"] for entry in schedule.values())
+
+
+def test_beat_intervals_are_configurable(tmp_path):
+    """Every interval comes from db_config.ini or the environment."""
+    schedule = beat_schedule(cfg(tmp_path, SENSORS_CELERY_ROLLUP_SECONDS="15", SENSORS_CELERY_ALERT_SECONDS="5",
+                                 SENSORS_CHARTS_INTERVAL_SECONDS="600", SENSORS_CELERY_RETENTION_SECONDS="3600"))
+    assert [schedule[n]["schedule"] for n in ("rollup", "alerts", "charts", "retention")] == [15, 5, 600, 3600]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "often"])
+def test_bad_interval_is_refused_with_its_name(tmp_path, value):
+    """A zero, negative or non-numeric interval names the key at fault."""
+    with pytest.raises(ValueError, match="rollup_seconds"):
+        beat_schedule(cfg(tmp_path, SENSORS_CELERY_ROLLUP_SECONDS=value))
+
+
+def test_app_registers_every_scheduled_task():
+    """Each task beat schedules is registered on the app `celery -A celery_tasks` loads."""
+    from celery_tasks import app
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert scheduled <= set(app.tasks)
+
+
+def test_make_celery_keeps_its_settings(tmp_path):
+    """Tasks read the settings of the app that runs them."""
+    settings = cfg(tmp_path, SENSORS_CELERY_QUEUE="q1")
+    app = make_celery(settings)
+    assert app.sensors is settings and app.conf.task_default_queue == "q1"
+    assert set(TASK_MODULES) <= set(app.conf.include)

@@ -6,14 +6,17 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from lib import storage
+from lib.alerts import parse_duration
 from lib.catalogue import Metric
+from lib.storage import alerts as alert_store
 from lib.validation import ms_to_iso
 from flask_front.extensions import db
 
 
 def register(app: Flask) -> None:
     """Attach the commands to `app`."""
-    for command in (init_db, add_device, list_devices, add_metric, list_metrics):
+    for command in (init_db, add_device, list_devices, add_metric, list_metrics,
+                    add_alert, list_alerts, delete_alert, list_alert_events):
         app.cli.add_command(command)
 
 
@@ -69,3 +72,89 @@ def list_metrics() -> None:
     """List the metric catalogue."""
     for metric in storage.load_catalogue(db.engine):
         click.echo(f"{metric.name}\t{metric.unit}\t{metric.min_value:g}..{metric.max_value:g}\t{metric.title}")
+
+
+# ---- alerts -----------------------------------------------------------------------
+
+@click.command("add-alert")
+@with_appcontext
+@click.option("--name", required=True, help="name shown in notifications")
+@click.option("--device", "device_name", default=None, help="device name (default: every device)")
+@click.option("--metric", default=None, help="metric to watch, e.g. co2")
+@click.option("--above", type=float, default=None, help="fire while the metric is above X")
+@click.option("--below", type=float, default=None, help="fire while the metric is below X")
+@click.option("--no-data-minutes", type=click.IntRange(min=1), default=None,
+              help="fire when a device sends nothing for N minutes")
+@click.option("--for", "hold", default="0", show_default=True,
+              help="how long the condition must hold: seconds, or 90s, 5m, 1h")
+@click.option("--hysteresis", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="resolve only once the metric is this far back past the threshold")
+def add_alert(name, device_name, metric, above, below, no_data_minutes, hold, hysteresis) -> None:
+    """Add an alert rule: --metric with --above or --below, or --no-data-minutes."""
+    conditions = [c for c in (above, below, no_data_minutes) if c is not None]
+    if len(conditions) != 1:
+        raise click.UsageError("give exactly one of --above, --below and --no-data-minutes")
+    fields = {"name": name, "device_id": _device_id(device_name), "hysteresis": hysteresis}
+    if no_data_minutes is not None:
+        if metric or hold != "0" or hysteresis:
+            raise click.UsageError("--no-data-minutes takes no --metric, --for or --hysteresis")
+        fields.update(kind="nodata", duration_ms=no_data_minutes * 60_000)
+    else:
+        if not metric:
+            raise click.UsageError("--above and --below need --metric")
+        try:
+            seconds = parse_duration(hold)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--for") from None
+        kind, threshold = ("above", above) if above is not None else ("below", below)
+        fields.update(kind=kind, metric=metric, threshold=threshold, duration_ms=seconds * 1000)
+    try:
+        rule_id = alert_store.add_rule(db.engine, **fields)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    rule = next(r.rule for r in alert_store.list_rules(db.engine) if r.rule.id == rule_id)
+    click.echo(f"alert rule {rule_id} added: {rule.name}: {rule.describe()} "
+               f"on {device_name or 'every device'}")
+
+
+def _device_id(name: str | None) -> int | None:
+    """The id of the device called `name` (None for every device)."""
+    if name is None:
+        return None
+    for device in storage.list_devices(db.engine):
+        if device.name == name:
+            return device.id
+    raise click.ClickException(f"no device named {name!r} (see list-devices)")
+
+
+@click.command("list-alerts")
+@with_appcontext
+def list_alerts() -> None:
+    """List the alert rules."""
+    for info in alert_store.list_rules(db.engine):
+        rule = info.rule
+        fields = [str(rule.id), rule.name, info.device_name or "(every device)", rule.describe()]
+        click.echo("\t".join(fields + ([] if info.enabled else ["disabled"])))
+
+
+@click.command("delete-alert")
+@with_appcontext
+@click.argument("rule_id", type=int)
+def delete_alert(rule_id: int) -> None:
+    """Delete an alert rule with its events."""
+    if not alert_store.delete_rule(db.engine, rule_id):
+        raise click.ClickException(f"no alert rule with id {rule_id} (see list-alerts)")
+    click.echo(f"alert rule {rule_id} deleted")
+
+
+@click.command("list-alert-events")
+@with_appcontext
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+def list_alert_events(limit: int) -> None:
+    """List the most recent alert events, newest first."""
+    for event in alert_store.list_events(db.engine, limit):
+        value = "" if event.value is None else f"{event.value:g}"
+        resolved = ms_to_iso(event.resolved_ms) if event.resolved_ms is not None else "-"
+        sent = ",".join(n for n in ("firing", "resolved") if event.sent_ms(n) is not None) or "none"
+        click.echo(f"{event.id}\t{event.state}\t{event.rule_name}\t{event.device_name}\t{value}\t"
+                   f"fired {ms_to_iso(event.fired_ms)}\tresolved {resolved}\tsent {sent}")

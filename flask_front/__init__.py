@@ -24,6 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from flask_front.extensions import db
     db.init_app(app)
 
-    from flask_front import cli
+    from flask_front import charts, cli
     cli.register(app)
+    charts.register(app)
     return app

@@ -27,7 +27,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "celery": {"queue": "sensors", "concurrency": "2", "embedded_dir": "var/celery", "result_backend": "",
                "rollup_seconds": "60",
                "alert_seconds": "30", "retention_seconds": "86400"},
-    "charts": {"interval_seconds": "3600", "keep_days": "7", "max_points": "2000",
+    "charts": {"interval_seconds": "3600", "keep_days": "1", "max_points": "2000",
                "echarts_url": "/static/vendor/echarts/"},
     "retention": {"raw_days": "30", "minute_days": "365", "batch_rows": "5000"},
     "alerts": {"webhook_url": "", "webhook_timeout": "10", "webhook_retries": "8"},

@@ -4,5 +4,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/deploy/venv.sh"
 ensure_venv "$ROOT"
+. "$ROOT/deploy/echarts.sh"
+ensure_echarts "$ROOT"
 cd "$ROOT"
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

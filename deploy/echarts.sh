@@ -1,0 +1,31 @@
+# Sourced by start.sh and tests/run.sh: install ECharts from the npm registry into deploy/npm/node_modules,
+# which the Flask app serves at /static/vendor/echarts/ (chart pages never load it from a CDN).
+# Re-installs only when echarts.min.js is missing or package-lock.json changed since the last install.
+
+ensure_echarts() {
+    root=$1
+    npm_dir="$root/deploy/npm"
+    dist="$npm_dir/node_modules/echarts/dist/echarts.min.js"
+    stamp="$npm_dir/node_modules/.package-lock.sha256"
+    want=$(sha256sum "$npm_dir/package-lock.json" | cut -d' ' -f1) || return 1
+    if [ -f "$dist" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "error: cannot install ECharts for the trend charts: npm was not found." >&2
+        echo "       Install Node.js and npm (Debian/Ubuntu: apt-get install nodejs npm), then run this again." >&2
+        return 1
+    fi
+    echo "installing ECharts from the npm registry into $npm_dir/node_modules"
+    if ! npm ci --prefix "$npm_dir" --no-audit --no-fund --loglevel=error; then
+        echo "error: 'npm ci' could not install ECharts (see npm's message above)." >&2
+        echo "       Is the npm registry reachable ($(npm config get registry 2>/dev/null))? Behind a proxy," >&2
+        echo "       set it with 'npm config set proxy URL'. Charts are drawn, but pages show no chart until this succeeds." >&2
+        return 1
+    fi
+    if [ ! -f "$dist" ]; then
+        echo "error: npm finished but $dist is missing; delete $npm_dir/node_modules and try again." >&2
+        return 1
+    fi
+    echo "$want" > "$stamp"
+}

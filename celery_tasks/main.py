@@ -6,6 +6,7 @@ from datetime import timedelta
 from celery import Celery
 from kombu import Queue
 
+from celery_tasks import fs_transport  # noqa: F401  registers the embedded broker's sensorsfs://
 from lib import config as config_mod
 
 TASK_MODULES = ("celery_tasks.curb", "celery_tasks.draw_picture.draw", "celery_tasks.alerts")

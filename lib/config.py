@@ -101,7 +101,7 @@ class Config:
     def broker_url(self) -> str:
         """Celery broker: RabbitMQ over AMQP, or the embedded filesystem transport."""
         if not self.uses_rabbitmq:
-            return "filesystem://"
+            return "sensorsfs://"  # celery_tasks/fs_transport.py
         user = quote(self.get("rabbitmq", "user") or "guest", safe="")
         password = quote(self.get("rabbitmq", "password") or "guest", safe="")
         host, port = _url_host(self.get("rabbitmq", "host")), self.getint("rabbitmq", "port")

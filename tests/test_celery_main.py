@@ -15,7 +15,7 @@ def cfg(tmp_path, **env) -> config_mod.Config:
 def test_embedded_transport_needs_no_server(tmp_path):
     """An empty [rabbitmq] host gives a filesystem broker and SQLite results under embedded_dir."""
     conf = celery_config(cfg(tmp_path))
-    assert conf["broker_url"] == "filesystem://"
+    assert conf["broker_url"] == "sensorsfs://"
     options = conf["broker_transport_options"]
     assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "celery" / "broker")
     assert (tmp_path / "celery" / "broker").is_dir() and (tmp_path / "celery" / "control").is_dir()

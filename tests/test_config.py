@@ -282,7 +282,7 @@ def test_loading_does_not_touch_os_environ(ini):
 
 
 @pytest.mark.parametrize("env, url", [
-    ({}, "filesystem://"),
+    ({}, "sensorsfs://"),
     ({"SENSORS_RABBITMQ_HOST": "127.0.0.1"}, "amqp://guest:guest@127.0.0.1:5672/"),
     ({"SENSORS_RABBITMQ_HOST": "mq", "SENSORS_RABBITMQ_USER": "u@x", "SENSORS_RABBITMQ_PASSWORD": "p/w:1",
       "SENSORS_RABBITMQ_V_HOST": "/", "SENSORS_RABBITMQ_PORT": "5673"},

@@ -1,0 +1,51 @@
+"""Rollup and retention tasks: thin wrappers over lib.storage.rollups."""
+from __future__ import annotations
+
+import logging
+
+from celery_tasks import db
+from celery_tasks.main import app
+from lib import storage
+from lib.rollup import RetentionPolicy
+from lib.storage import rollups
+
+log = logging.getLogger(__name__)
+
+# Share of the beat interval a rollup run may take, so runs do not pile up behind each other.
+BUDGET_SHARE = 0.8
+# How long retention waits for a running rollup: it must roll up before it deletes.
+RETENTION_LOCK_WAIT_S = 300
+
+
+@app.task(name="celery_tasks.rollup")
+def rollup() -> dict:
+    """Roll up the pending (device, hour) marks; returns counts."""
+    settings = db.settings()
+    cutoffs = RetentionPolicy.from_settings(settings).cutoffs(storage.now_ms())
+    budget = BUDGET_SHARE * settings.getfloat("celery", "rollup_seconds")
+    return rollups.run_rollup(db.engine(), stale_before=cutoffs.raw_ms, budget_s=budget).as_dict()
+
+
+@app.task(name="celery_tasks.retention")
+def retention() -> dict:
+    """Roll up what is pending, then delete old raw readings, minute rollups and chart renders."""
+    from celery_tasks.draw_picture.submit_path import prune_renders  # another module; import late
+    settings = db.settings()
+    engine = db.engine()
+    policy = RetentionPolicy.from_settings(settings)
+    cutoffs = policy.cutoffs(storage.now_ms())
+    done = rollups.roll_up_and_retain(engine, cutoffs, policy.batch_rows, RETENTION_LOCK_WAIT_S)
+    renders = prune_renders(engine, settings.path("other", "flask_path"), cutoffs.chart_ms)
+    if done is None:
+        # Deleting raw data whose late readings are not rolled up yet would lose them.
+        raise RuntimeError("retention: a rollup run held the lock too long; no readings deleted")
+    rolled, deleted = done
+    return {"rollup": rolled.as_dict(), **deleted.as_dict(), "renders": renders,
+            "raw_cutoff_ms": cutoffs.raw_ms, "minute_cutoff_ms": cutoffs.minute_ms}
+
+
+@app.task(name="celery_tasks.rebuild_rollups")
+def rebuild_rollups(device_id: int | None = None, start_ms: int | None = None,
+                    end_ms: int | None = None) -> dict:
+    """Recompute the rollups of existing raw readings (all devices and times by default)."""
+    return rollups.rebuild(db.engine(), device_id, start_ms, end_ms).as_dict()

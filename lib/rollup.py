@@ -1,0 +1,186 @@
+"""Rollup maths without I/O: bucket alignment, aggregates, retention cutoffs, work planning.
+
+The SQL that applies these rules lives in lib/storage/rollups.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+# Devices per rollup statement: bounds the rows one INSERT ... SELECT reads (200 devices at one
+# reading a second make 720,000) and the length of its IN list.
+MAX_DEVICES_PER_UNIT = 200
+
+
+def align(ts_ms: int, size_ms: int) -> int:
+    """Start of the bucket of `size_ms` that holds `ts_ms` (floor, also before 1970)."""
+    return ts_ms - ts_ms % size_ms
+
+
+def minute_of(ts_ms: int) -> int:
+    """Start of the UTC minute holding `ts_ms`."""
+    return align(ts_ms, MINUTE_MS)
+
+
+def hour_of(ts_ms: int) -> int:
+    """Start of the UTC hour holding `ts_ms`."""
+    return align(ts_ms, HOUR_MS)
+
+
+# ---- aggregates -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Count, sum, min and max of one metric over a bucket; an empty bucket has n=0 and None."""
+
+    n: int = 0
+    sum: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Aggregate:
+        """Aggregate of the non-None values."""
+        present = [v for v in values if v is not None]
+        if not present:
+            return cls()
+        return cls(len(present), math.fsum(present), min(present), max(present))
+
+    def merge(self, other: Aggregate) -> Aggregate:
+        """Aggregate of the union of both buckets' values."""
+        if not other.n:
+            return self
+        if not self.n:
+            return other
+        return Aggregate(self.n + other.n, self.sum + other.sum,
+                         min(self.min, other.min), max(self.max, other.max))
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the values, None for an empty bucket."""
+        return self.sum / self.n if self.n else None
+
+
+def merge_all(aggregates: Iterable[Aggregate]) -> Aggregate:
+    """Merge any number of aggregates (an hour from its minutes)."""
+    total = Aggregate()
+    for agg in aggregates:
+        total = total.merge(agg)
+    return total
+
+
+def aggregate_rows(rows: Iterable[Sequence], metrics: Sequence[str],
+                   size_ms: int) -> dict[tuple[int, int], dict[str, Aggregate]]:
+    """Reference rollup of (device_id, ts, *values) rows: {(device, bucket): {metric: Aggregate}}."""
+    groups: dict[tuple[int, int], list[Sequence]] = {}
+    for row in rows:
+        groups.setdefault((row[0], align(row[1], size_ms)), []).append(row)
+    return {key: {m: Aggregate.of(r[2 + i] for r in members) for i, m in enumerate(metrics)}
+            for key, members in groups.items()}
+
+
+# ---- retention --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Epoch ms before which rows go: raw readings, 1-minute rollups, rendered charts."""
+
+    raw_ms: int
+    minute_ms: int
+    chart_ms: int
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of data is kept; hourly rollups are kept forever."""
+
+    raw_days: float = 30
+    minute_days: float = 365
+    chart_days: float = 1
+    batch_rows: int = 5000
+
+    def __post_init__(self) -> None:
+        for name in ("raw_days", "minute_days", "chart_days", "batch_rows"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"retention {name} must be positive, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_settings(cls, settings) -> RetentionPolicy:
+        """Policy from [retention] raw_days, minute_days, batch_rows and [charts] keep_days."""
+        return cls(raw_days=settings.getfloat("retention", "raw_days"),
+                   minute_days=settings.getfloat("retention", "minute_days"),
+                   chart_days=settings.getfloat("charts", "keep_days"),
+                   batch_rows=settings.getint("retention", "batch_rows"))
+
+    def cutoffs(self, now_ms: int) -> Cutoffs:
+        """Cutoffs at `now_ms`; data cutoffs fall on hour starts, so an hour is kept whole or not at all."""
+        return Cutoffs(raw_ms=hour_of(now_ms - round(self.raw_days * DAY_MS)),
+                       minute_ms=hour_of(now_ms - round(self.minute_days * DAY_MS)),
+                       chart_ms=now_ms - round(self.chart_days * DAY_MS))
+
+
+# ---- planning a rollup run --------------------------------------------------------
+
+@dataclass(frozen=True, order=True)
+class Mark:
+    """A pending (device, hour) as read, with the generation that must match to clear it."""
+
+    hour: int
+    device_id: int
+    gen: int
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Hour `hour` of some devices, recomputed by one set of statements in one transaction."""
+
+    hour: int
+    marks: tuple[Mark, ...]
+
+    @property
+    def device_ids(self) -> list[int]:
+        """The devices, ascending."""
+        return [m.device_id for m in self.marks]
+
+    @property
+    def end(self) -> int:
+        """First millisecond after the hour."""
+        return self.hour + HOUR_MS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Work units oldest hour first, and marks too old to recompute."""
+
+    units: tuple[WorkUnit, ...]
+    stale: tuple[Mark, ...]
+
+
+def plan(marks: Iterable[Mark], stale_before: int | None = None,
+         max_devices: int = MAX_DEVICES_PER_UNIT) -> Plan:
+    """Group marks by hour into units of at most `max_devices` devices.
+
+    Hours starting before `stale_before` (the raw cutoff) may have lost raw readings to
+    retention, so recomputing them would overwrite good rollups: they are returned as stale.
+    """
+    if max_devices < 1:
+        raise ValueError("max_devices must be at least 1")
+    by_hour: dict[int, list[Mark]] = {}
+    stale: list[Mark] = []
+    for mark in sorted(marks):
+        if mark.hour % HOUR_MS:
+            raise ValueError(f"pending hour {mark.hour} is not the start of an hour")
+        if stale_before is not None and mark.hour < stale_before:
+            stale.append(mark)
+        else:
+            by_hour.setdefault(mark.hour, []).append(mark)
+    units = [WorkUnit(hour, tuple(group[i:i + max_devices]))
+             for hour, group in sorted(by_hour.items())
+             for i in range(0, len(group), max_devices)]
+    return Plan(tuple(units), tuple(stale))
+

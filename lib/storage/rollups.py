@@ -1,0 +1,375 @@
+"""SQL of rollups and retention: recomputing pending hours, deleting old rows in batches.
+
+A rollup run reads pending (device, hour, gen) marks oldest first, recomputes the
+1-minute rows of each hour from `reading` with one set-based INSERT ... SELECT (an
+upsert) per group of devices, then the hour rows from the minute rows, and clears exactly
+the marks it read: a mark bumped by a write meanwhile has a new gen, stays, and is redone.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterator, NamedTuple, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from lib.catalogue import check_name
+from lib.models import rollup_column_names
+from lib.rollup import HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Cutoffs, Mark, WorkUnit, plan
+from lib.storage import load_catalogue
+
+log = logging.getLogger(__name__)
+
+PENDING_BATCH = 5000  # marks read per query
+ROLLUP_TABLES = ("rollup_1m", "rollup_1h")
+FAR_FUTURE_MS = 2 ** 62
+LOCK_NAME = "CONCAT(DATABASE(), '.rollup')"  # a named lock per database on a shared server
+
+
+# ---- results --------------------------------------------------------------------
+
+@dataclass
+class RollupStats:
+    """What a rollup run did; `more` means it stopped at its time budget with marks left."""
+
+    marks: int = 0
+    units: int = 0
+    stale: int = 0
+    minute_rows: int = 0
+    hour_rows: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+    more: bool = False
+
+    def as_dict(self) -> dict:
+        """JSON-friendly counts (a Celery task result)."""
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class RetentionStats:
+    """Rows deleted by a retention run, and the batches they took."""
+
+    raw_rows: int = 0
+    raw_batches: int = 0
+    minute_rows: int = 0
+    minute_batches: int = 0
+    marks: int = 0
+
+    def as_dict(self) -> dict:
+        """JSON-friendly counts (a Celery task result)."""
+        return asdict(self)
+
+
+class RollupPoint(NamedTuple):
+    """One bucket of one metric."""
+
+    bucket: int
+    n: int
+    mean: float
+    min: float
+    max: float
+
+
+# ---- statements -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RollupSql:
+    """The statements of one rollup run, built once for the catalogue's metrics."""
+
+    minutes: sa.TextClause
+    hours: sa.TextClause
+    count: sa.TextClause
+
+
+DEVICES = sa.bindparam("devices", expanding=True)
+CLEAR_MARK = sa.text("DELETE FROM rollup_pending "
+                     "WHERE device_id = :device_id AND hour = :hour AND gen = :gen")
+
+
+def rollup_sql(engine: Engine, metrics: Sequence[str]) -> RollupSql:
+    """Upserts recomputing the 1-minute rows of some devices' hour from `reading`, and the hour rows."""
+    quote = engine.dialect.identifier_preparer.quote
+    mysql = engine.dialect.name == "mysql"
+    columns = [quote(c) for m in metrics for c in rollup_column_names(check_name(m))]
+    raw = ", ".join(f"COUNT({c}), SUM({c}), MIN({c}), MAX({c})" for c in map(quote, metrics))
+    merged = ", ".join(f"SUM({n}), SUM({s}), MIN({lo}), MAX({hi})"
+                       for n, s, lo, hi in zip(*[iter(columns)] * 4))
+    bucket = f"ts {'DIV' if mysql else '/'} {MINUTE_MS} * {MINUTE_MS}"  # integer division on both
+    if mysql:
+        update = "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in columns)
+    else:
+        update = ("ON CONFLICT (device_id, bucket) DO UPDATE SET "
+                  + ", ".join(f"{c} = excluded.{c}" for c in columns))
+    in_hour = "device_id IN :devices AND {col} >= :start AND {col} < :end"
+    into = f"INTO {{table}} (device_id, bucket, {', '.join(columns)})"
+    return RollupSql(
+        minutes=_with_devices(f"INSERT {into.format(table='rollup_1m')} SELECT device_id, {bucket}, {raw} "
+                              f"FROM reading WHERE {in_hour.format(col='ts')} "
+                              f"GROUP BY device_id, {bucket} {update}"),
+        hours=_with_devices(f"INSERT {into.format(table='rollup_1h')} SELECT device_id, :start, {merged} "
+                            f"FROM rollup_1m WHERE {in_hour.format(col='bucket')} "
+                            f"GROUP BY device_id {update}"),
+        count=_with_devices(f"SELECT (SELECT COUNT(*) FROM rollup_1m WHERE {in_hour.format(col='bucket')}), "
+                            f"(SELECT COUNT(*) FROM rollup_1h WHERE {in_hour.format(col='bucket')})"))
+
+
+def _with_devices(sql: str) -> sa.TextClause:
+    """A statement whose :devices parameter is a list, expanded into IN (...)."""
+    return sa.text(sql).bindparams(DEVICES)
+
+
+@contextlib.contextmanager
+def _connect(engine: Engine) -> Iterator[Connection]:
+    """A connection that reads at READ COMMITTED on MariaDB.
+
+    There INSERT ... SELECT and the retention deletes then take no shared or gap locks on
+    `reading`, so they never hold up the ingest; SQLite has a single writer anyway.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "mysql":
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+        yield conn
+
+
+@contextlib.contextmanager
+def rollup_lock(engine: Engine, wait_s: float = 0) -> Iterator[bool]:
+    """Hold the database's rollup lock while the block runs; yields False when another run has it.
+
+    On MariaDB two runs writing the same buckets would collide on their keys, so runs take a
+    named lock; SQLite serialises writers by itself.
+    """
+    if engine.dialect.name != "mysql":
+        yield True
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        got = conn.scalar(sa.text(f"SELECT GET_LOCK({LOCK_NAME}, :wait)"), {"wait": wait_s})
+        try:
+            yield bool(got)
+        finally:
+            if got:
+                conn.scalar(sa.text(f"SELECT RELEASE_LOCK({LOCK_NAME})"))
+
+
+# ---- rollup -----------------------------------------------------------------------
+
+def read_pending(engine: Engine, limit: int = PENDING_BATCH,
+                 after: tuple[int, int] | None = None) -> list[Mark]:
+    """Up to `limit` pending marks, oldest hour first, after (hour, device_id) when given."""
+    query = "SELECT hour, device_id, gen FROM rollup_pending"
+    params = {"limit": limit}
+    if after is not None:
+        query += " WHERE hour > :hour OR (hour = :hour AND device_id > :device_id)"
+        params.update(hour=after[0], device_id=after[1])
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(query + " ORDER BY hour, device_id LIMIT :limit"), params)
+        return [Mark(*row) for row in rows]
+
+
+def roll_up_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = True) -> tuple[int, int]:
+    """Recompute one unit's minute and hour rows and clear its marks; return the unit's row counts.
+
+    Buckets are upserted, never deleted: a bucket whose readings retention removed keeps its rows.
+    """
+    params = {"devices": unit.device_ids, "start": unit.hour, "end": unit.end}
+    with _connect(engine) as conn, conn.begin():
+        conn.execute(sql.minutes, params)
+        conn.execute(sql.hours, params)
+        # Counted, as MariaDB's rowcount of an upsert counts an updated row twice.
+        minutes, hours = conn.execute(sql.count, params).one()
+        if clear:
+            _clear(conn, unit.marks)
+    return int(minutes), int(hours)
+
+
+def _clear(conn: Connection, marks: Sequence[Mark]) -> None:
+    """Delete the marks as read; one bumped since (a new gen) is left for the next run."""
+    if marks:
+        conn.execute(CLEAR_MARK, [{"device_id": m.device_id, "hour": m.hour, "gen": m.gen} for m in marks])
+
+
+def drop_marks(engine: Engine, marks: Sequence[Mark]) -> None:
+    """Delete marks without recomputing their hours."""
+    with engine.begin() as conn:
+        _clear(conn, marks)
+
+
+def run_rollup(engine: Engine, stale_before: int | None = None, budget_s: float | None = None,
+               wait_s: float = 0, batch: int = PENDING_BATCH,
+               max_devices: int = MAX_DEVICES_PER_UNIT) -> RollupStats:
+    """Roll up the hours marked pending, each mark at most once per run.
+
+    Marks of hours before `stale_before` (the raw cutoff) are dropped: their raw data may be
+    partly deleted and their rollups are kept. The run stops after `budget_s` seconds, and
+    skips when another run holds the lock for longer than `wait_s`.
+    """
+    with rollup_lock(engine, wait_s) as locked:
+        if not locked:
+            log.info("rollup skipped: another run holds the lock")
+            return RollupStats(skipped=True)
+        return _roll_up(engine, stale_before, budget_s, batch, max_devices)
+
+
+def _roll_up(engine: Engine, stale_before: int | None, budget_s: float | None = None,
+             batch: int = PENDING_BATCH, max_devices: int = MAX_DEVICES_PER_UNIT) -> RollupStats:
+    """run_rollup's work, with the lock held."""
+    started = time.perf_counter()
+    stats = RollupStats()
+    sql = rollup_sql(engine, load_catalogue(engine).names)
+    after = None
+    while not stats.more:
+        marks = read_pending(engine, batch, after)
+        if not marks:
+            break
+        after = (marks[-1].hour, marks[-1].device_id)
+        _run_batch(engine, sql, plan(marks, stale_before, max_devices), stats, started, budget_s)
+        if len(marks) < batch:
+            break
+    stats.seconds = time.perf_counter() - started
+    if stats.marks or stats.stale:
+        log.info("rollup: %s", stats.as_dict())
+    return stats
+
+
+def _run_batch(engine: Engine, sql: RollupSql, work, stats: RollupStats, started: float,
+               budget_s: float | None) -> None:
+    """Drop a batch's stale marks and roll up its units until the budget runs out."""
+    if work.stale:
+        log.warning("dropping %d pending marks older than the raw retention (oldest hour %d); "
+                    "their rollups are kept as they were", len(work.stale), work.stale[0].hour)
+        drop_marks(engine, work.stale)
+        stats.stale += len(work.stale)
+    for unit in work.units:
+        if budget_s is not None and time.perf_counter() - started > budget_s:
+            stats.more = True
+            return
+        minutes, hours = roll_up_unit(engine, sql, unit)
+        stats.units += 1
+        stats.marks += len(unit.marks)
+        stats.minute_rows += minutes
+        stats.hour_rows += hours
+
+
+def data_hours(engine: Engine, device_id: int | None = None, start_ms: int | None = None,
+               end_ms: int | None = None) -> list[Mark]:
+    """(device, hour) of the raw readings in [start_ms, end_ms), as gen-0 marks."""
+    div = "DIV" if engine.dialect.name == "mysql" else "/"
+    query = sa.text(f"SELECT DISTINCT ts {div} {HOUR_MS} * {HOUR_MS} FROM reading "
+                    "WHERE device_id = :d AND ts >= :start AND ts < :end")
+    bounds = {"start": 0 if start_ms is None else start_ms,
+              "end": FAR_FUTURE_MS if end_ms is None else end_ms}
+    with engine.connect() as conn:
+        devices = ([device_id] if device_id is not None
+                   else list(conn.scalars(sa.text("SELECT id FROM device ORDER BY id"))))
+        # One query per device keeps each on a primary-key range.
+        return [Mark(int(hour), d, 0) for d in devices for hour in conn.scalars(query, {"d": d, **bounds})]
+
+
+def rebuild(engine: Engine, device_id: int | None = None, start_ms: int | None = None,
+            end_ms: int | None = None, wait_s: float = 600) -> RollupStats:
+    """Recompute the rollups of every hour holding raw readings (data loaded before rollups existed).
+
+    Every such hour is recomputed, also beyond the raw cutoff (retention has not run on data
+    that is still there). Pending marks are left alone: the regular run redoes their hours.
+    """
+    started = time.perf_counter()
+    stats = RollupStats()
+    with rollup_lock(engine, wait_s) as locked:
+        if not locked:
+            return RollupStats(skipped=True)
+        sql = rollup_sql(engine, load_catalogue(engine).names)
+        for unit in plan(data_hours(engine, device_id, start_ms, end_ms)).units:
+            minutes, hours = roll_up_unit(engine, sql, unit, clear=False)
+            stats.units += 1
+            stats.marks += len(unit.marks)
+            stats.minute_rows += minutes
+            stats.hour_rows += hours
+    stats.seconds = time.perf_counter() - started
+    log.info("rollup rebuild: %s", stats.as_dict())
+    return stats
+
+
+# ---- retention ----------------------------------------------------------------------
+
+_TIME_COLUMN = {"reading": "ts", "rollup_1m": "bucket"}
+
+
+def delete_before(engine: Engine, table: str, device_id: int, cutoff_ms: int, batch: int) -> list[int]:
+    """Delete a device's rows of `table` older than `cutoff_ms`, `batch` rows per transaction.
+
+    Returns the rows deleted by each batch. Each batch finds its last row through the
+    primary key and deletes up to it, so it stays short and never scans the table.
+    """
+    col = _TIME_COLUMN[table]
+    where = f"device_id = :d AND {col} < :cut"
+    find = sa.text(f"SELECT {col} FROM {table} WHERE {where} ORDER BY {col} LIMIT 1 OFFSET :offset")
+    upto = sa.text(f"DELETE FROM {table} WHERE device_id = :d AND {col} <= :upto")
+    rest = sa.text(f"DELETE FROM {table} WHERE {where}")
+    params = {"d": device_id, "cut": cutoff_ms, "offset": batch - 1}
+    counts = []
+    while True:
+        with _connect(engine) as conn, conn.begin():
+            boundary = conn.scalar(find, params)
+            if boundary is None:
+                deleted = conn.execute(rest, params).rowcount
+            else:
+                deleted = conn.execute(upto, {**params, "upto": boundary}).rowcount
+        if deleted:
+            counts.append(deleted)
+        if boundary is None:
+            return counts
+
+
+def apply_retention(engine: Engine, cutoffs: Cutoffs, batch: int) -> RetentionStats:
+    """Delete raw readings and 1-minute rollups past their cutoffs, and stale pending marks."""
+    stats = RetentionStats()
+    with engine.connect() as conn:
+        devices = list(conn.scalars(sa.text("SELECT id FROM device ORDER BY id")))
+    for device_id in devices:
+        raw = delete_before(engine, "reading", device_id, cutoffs.raw_ms, batch)
+        minute = delete_before(engine, "rollup_1m", device_id, cutoffs.minute_ms, batch)
+        stats.raw_rows += sum(raw)
+        stats.raw_batches += len(raw)
+        stats.minute_rows += sum(minute)
+        stats.minute_batches += len(minute)
+        with engine.begin() as conn:
+            stats.marks += conn.execute(
+                sa.text("DELETE FROM rollup_pending WHERE device_id = :d AND hour < :cut"),
+                {"d": device_id, "cut": cutoffs.raw_ms}).rowcount
+    log.info("retention: %s", stats.as_dict())
+    return stats
+
+
+def roll_up_and_retain(engine: Engine, cutoffs: Cutoffs, batch: int,
+                       wait_s: float = 300) -> tuple[RollupStats, RetentionStats] | None:
+    """Roll up every pending hour, then apply retention, all under the rollup lock.
+
+    Rolling up first means late readings of hours still kept are counted before anything is
+    deleted; holding the lock means no run recomputes an hour while its readings are deleted.
+    Returns None when another run held the lock for longer than `wait_s`.
+    """
+    with rollup_lock(engine, wait_s) as locked:
+        if not locked:
+            return None
+        rolled = _roll_up(engine, cutoffs.raw_ms)
+        return rolled, apply_retention(engine, cutoffs, batch)
+
+
+# ---- reading ------------------------------------------------------------------------
+
+def read_rollups(engine: Engine, table: str, device_id: int, metric: str,
+                 start_ms: int, end_ms: int) -> list[RollupPoint]:
+    """Buckets in [start_ms, end_ms) of `table` ("rollup_1m" or "rollup_1h") holding values of `metric`."""
+    if table not in ROLLUP_TABLES:
+        raise ValueError(f"unknown rollup table {table!r}")
+    quote = engine.dialect.identifier_preparer.quote
+    n, total, low, high = map(quote, rollup_column_names(check_name(metric)))
+    query = sa.text(f"SELECT bucket, {n}, {total}, {low}, {high} FROM {table} "
+                    f"WHERE device_id = :d AND bucket >= :start AND bucket < :end AND {n} > 0 "
+                    "ORDER BY bucket")
+    with engine.connect() as conn:
+        rows = conn.execute(query, {"d": device_id, "start": start_ms, "end": end_ms})
+        return [RollupPoint(int(b), int(c), s / c, lo, hi) for b, c, s, lo, hi in rows]

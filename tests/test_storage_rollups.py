@@ -1,0 +1,367 @@
+"""Rollup and retention SQL on SQLite and MariaDB, checked against GROUP BY over `reading`."""
+from __future__ import annotations
+
+import math
+import uuid
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from lib import storage
+from lib.catalogue import Metric
+from lib.rollup import DAY_MS, HOUR_MS, MINUTE_MS, Cutoffs, Mark, RetentionPolicy, hour_of, plan
+from lib.storage import rollups
+from tests.conftest import mysql_settings, reset_database
+
+METRICS = ["co2", "temperature", "humidity"]
+NOW = storage.now_ms()
+BASE = hour_of(NOW) - 6 * HOUR_MS  # well inside the raw retention
+
+
+@pytest.fixture
+def devices(engine) -> list[int]:
+    """Three registered devices."""
+    return [storage.add_device(engine, f"pi-{uuid.uuid4().hex[:8]}")[0].id for _ in range(3)]
+
+
+def clear(engine) -> None:
+    """Empty the readings, rollups and marks (devices stay)."""
+    with engine.begin() as conn:
+        for table in ("reading", "rollup_1m", "rollup_1h", "rollup_pending"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+
+
+def expected(engine, size_ms: int, metrics=METRICS) -> list[tuple]:
+    """Aggregates straight from `reading`, grouped by device and bucket of `size_ms`."""
+    div = "DIV" if engine.dialect.name == "mysql" else "/"
+    quote = engine.dialect.identifier_preparer.quote
+    aggs = ", ".join(f"COUNT({c}), SUM({c}), MIN({c}), MAX({c})" for c in map(quote, metrics))
+    bucket = f"ts {div} {size_ms} * {size_ms}"
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            f"SELECT device_id, {bucket}, {aggs} FROM reading GROUP BY device_id, {bucket} "
+            f"ORDER BY device_id, {bucket}"))]
+
+
+def stored(engine, table: str, metrics=METRICS) -> list[tuple]:
+    """All rows of a rollup table, as (device_id, bucket, n, sum, min, max, ...) per metric."""
+    quote = engine.dialect.identifier_preparer.quote
+    cols = ", ".join(quote(f"{m}_{s}") for m in metrics for s in ("n", "sum", "min", "max"))
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            f"SELECT device_id, bucket, {cols} FROM {table} ORDER BY device_id, bucket"))]
+
+
+def assert_same(got: list[tuple], want: list[tuple]) -> None:
+    """Rows equal, sums within floating-point tolerance (summation order differs)."""
+    assert [r[:2] for r in got] == [r[:2] for r in want]
+    for g, w in zip(got, want):
+        for i in range(2, len(w), 4):
+            n, total, low, high = g[i:i + 4]
+            assert (int(n), low, high) == (int(w[i]), w[i + 2], w[i + 3]), (g, w)
+            if w[i]:
+                assert math.isclose(total, w[i + 1], rel_tol=1e-9, abs_tol=1e-6), (g, w)
+            else:
+                assert total is None, (g, w)
+
+
+def assert_rollups_match(engine, metrics=METRICS) -> None:
+    """Both rollup tables equal GROUP BY over the readings."""
+    assert_same(stored(engine, "rollup_1m", metrics), expected(engine, MINUTE_MS, metrics))
+    assert_same(stored(engine, "rollup_1h", metrics), expected(engine, HOUR_MS, metrics))
+
+
+def pending(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT device_id, hour, gen FROM rollup_pending ORDER BY device_id, hour"))]
+
+
+# ---- property: rollups equal SQL aggregates, with late and duplicate data ----------------
+
+value = st.one_of(st.none(), st.floats(-1000, 5000, allow_nan=False), st.sampled_from([0.1, 0.2, 400.0]))
+# Few distinct minutes (first, second, middle and last of an hour) so buckets collect several readings.
+offset = st.builds(lambda h, m, ms: h * HOUR_MS + m * MINUTE_MS + ms, st.integers(-1, 2),
+                   st.sampled_from([0, 1, 30, 59]),
+                   st.integers(0, MINUTE_MS - 1) | st.sampled_from([0, MINUTE_MS - 1]))
+reading = st.tuples(st.integers(0, 2), offset, value, value, value)
+batch = st.lists(reading, min_size=1, max_size=25)
+
+
+def rows_of(devices: list[int], readings) -> list[tuple]:
+    return [(devices[d], BASE + off, *values) for d, off, *values in readings]
+
+
+@hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=batch, late=batch, resent=st.lists(st.integers(0, 10**6), max_size=8), data=st.data())
+def test_rollups_equal_sql_aggregates(engine, devices, first, late, resent, data):
+    clear(engine)
+    storage.write_readings(engine, METRICS, rows_of(devices, first))
+    rollups.run_rollup(engine)
+    assert_rollups_match(engine)
+    # Late data: older timestamps into hours rolled up already, plus re-sent (device, ts).
+    late_rows = rows_of(devices, late) + [(r[0], r[1], 1.5, None, 2.5) for r in rows_of(devices, first)[:3]]
+    storage.write_readings(engine, METRICS, late_rows)
+    rollups.run_rollup(engine)
+    assert_rollups_match(engine)
+    assert pending(engine) == []
+    # Duplicates with other values: stored once, so the rollups do not change.
+    before = stored(engine, "rollup_1m"), stored(engine, "rollup_1h")
+    with engine.connect() as conn:
+        keys = conn.execute(sa.text("SELECT device_id, ts FROM reading ORDER BY device_id, ts")).all()
+    dupes = [(*keys[i % len(keys)], data.draw(value), 7.0, None) for i in resent]
+    if dupes:
+        count = storage.count_readings(engine)
+        storage.write_readings(engine, METRICS, dupes)
+        assert storage.count_readings(engine) == count
+        assert rollups.run_rollup(engine).marks > 0
+    assert (stored(engine, "rollup_1m"), stored(engine, "rollup_1h")) == before
+
+
+# ---- idempotence, empty minutes, concurrency --------------------------------------------
+
+def sample_rows(device: int, hours: int = 2, step_ms: int = 7_000, start: int = BASE) -> list[tuple]:
+    return [(device, start + i * step_ms, 400.0 + i % 13, 20.0 + (i % 7) / 10, None if i % 3 else 41.5)
+            for i in range(hours * HOUR_MS // step_ms)]
+
+
+def test_rollup_twice_gives_identical_rows(engine, devices):
+    storage.write_readings(engine, METRICS, sample_rows(devices[0]) + sample_rows(devices[1]))
+    first = rollups.run_rollup(engine)
+    assert (first.marks, first.hour_rows, first.minute_rows) == (4, 4, 4 * 60)
+    before = stored(engine, "rollup_1m"), stored(engine, "rollup_1h")
+    with engine.begin() as conn:  # mark everything again: a run recomputes the same rows
+        storage.mark_pending(conn, {(devices[0], BASE), (devices[0], BASE + HOUR_MS), (devices[1], BASE)})
+    assert rollups.run_rollup(engine).marks == 3
+    assert rollups.run_rollup(engine).marks == 0
+    assert (stored(engine, "rollup_1m"), stored(engine, "rollup_1h")) == before
+    assert_rollups_match(engine)
+
+
+def test_minutes_without_a_metric_have_n_zero_and_null(engine, device):
+    storage.write_readings(engine, ["co2"], [(device.id, BASE + 1000, 500.0),
+                                             (device.id, BASE + 2000, 700.0)])
+    rollups.run_rollup(engine)
+    for table in ("rollup_1m", "rollup_1h"):
+        assert stored(engine, table) == [(device.id, BASE, 2, 1200.0, 500.0, 700.0, 0, None, None, None,
+                                          0, None, None, None)]
+
+
+def test_a_mark_made_between_read_and_clear_survives(engine, device):
+    storage.write_readings(engine, METRICS, [(device.id, BASE + 1000, 500.0, 20.0, 40.0)])
+    marks = rollups.read_pending(engine)
+    assert marks == [Mark(BASE, device.id, 0)]
+    # A late reading arrives while the run works on the hour: its write bumps the mark's gen.
+    storage.write_readings(engine, METRICS, [(device.id, BASE + 2000, 900.0, 22.0, 42.0)])
+    sql = rollups.rollup_sql(engine, METRICS)
+    rollups.roll_up_unit(engine, sql, plan(marks).units[0])
+    assert pending(engine) == [(device.id, BASE, 1)]
+    stats = rollups.run_rollup(engine)
+    assert stats.marks == 1 and pending(engine) == []
+    assert rollups.read_rollups(engine, "rollup_1h", device.id, "co2", BASE, BASE + HOUR_MS) == [
+        (BASE, 2, 700.0, 500.0, 900.0)]
+
+
+def test_small_batches_and_units_cover_every_mark(engine, devices):
+    for d in devices:
+        storage.write_readings(engine, METRICS, sample_rows(d, hours=3, step_ms=600_000))
+    stats = rollups.run_rollup(engine, batch=2, max_devices=1)
+    assert (stats.marks, stats.units, stats.more) == (9, 9, False)
+    assert pending(engine) == []
+    assert_rollups_match(engine)
+
+
+def test_time_budget_leaves_the_rest_for_the_next_run(engine, device):
+    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=2))
+    stats = rollups.run_rollup(engine, budget_s=0)
+    assert (stats.more, stats.units) == (True, 0)
+    assert len(pending(engine)) == 2
+    assert rollups.run_rollup(engine, budget_s=60).marks == 2
+    assert_rollups_match(engine)
+
+
+def test_stale_marks_are_dropped_and_rollups_kept(engine, device):
+    old = BASE - 40 * DAY_MS
+    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1, start=old))
+    rollups.run_rollup(engine)  # no cutoff: rolled up while the raw data is whole
+    before = stored(engine, "rollup_1h")
+    # Late data into the old hour after its raw data aged past the cutoff: the mark is dropped.
+    storage.write_readings(engine, METRICS, [(device.id, old + 3, 1.0, 1.0, 1.0)])
+    stats = rollups.run_rollup(engine, stale_before=hour_of(NOW - 30 * DAY_MS))
+    assert (stats.stale, stats.marks) == (1, 0)
+    assert pending(engine) == [] and stored(engine, "rollup_1h") == before
+
+
+def test_recomputing_keeps_buckets_whose_readings_are_gone(engine, device):
+    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1, step_ms=60_000))
+    rollups.run_rollup(engine)
+    before = stored(engine, "rollup_1m"), stored(engine, "rollup_1h")
+    with engine.begin() as conn:  # retention got half way through the hour
+        conn.execute(sa.text("DELETE FROM reading WHERE ts < :t"), {"t": BASE + 30 * MINUTE_MS})
+    rollups.rebuild(engine)
+    assert (stored(engine, "rollup_1m"), stored(engine, "rollup_1h")) == before
+
+
+def test_a_second_run_skips_while_the_lock_is_held(engine, device):
+    storage.write_readings(engine, METRICS, [(device.id, BASE, 1.0, 2.0, 3.0)])
+    with rollups.rollup_lock(engine) as held:
+        assert held
+        stats = rollups.run_rollup(engine)
+    # MariaDB runs take a named lock; SQLite serialises writers itself and needs none.
+    assert stats.skipped == (engine.dialect.name == "mysql")
+    assert rollups.run_rollup(engine).skipped is False
+
+
+@pytest.mark.parametrize("isolation, blocks", [("READ COMMITTED", False), ("REPEATABLE READ", True)])
+def test_rollup_does_not_block_the_ingest_on_mariadb(request, isolation, blocks):
+    """Row locks are a MariaDB matter (SQLite has one writer): REPEATABLE READ shows the test can fail."""
+    cfg = mysql_settings(request.getfixturevalue("mysql_database"))
+    reset_database(cfg)
+    engine = storage.make_engine(cfg.database_url)
+    device = storage.add_device(engine, "pi-locks")[0]
+    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1, step_ms=60_000))
+    sql = rollups.rollup_sql(engine, METRICS)
+    params = {"devices": [device.id], "start": BASE, "end": BASE + HOUR_MS}
+    writer = sa.create_engine(cfg.database_url,
+                              connect_args={"init_command": "SET innodb_lock_wait_timeout=1"})
+    try:
+        with engine.connect().execution_options(isolation_level=isolation) as conn, conn.begin():
+            conn.execute(sql.minutes, params)  # the rollup's transaction, still open
+            try:  # a late reading between two rows the rollup read
+                storage.write_readings(writer, METRICS, [(device.id, BASE + 90_000, 1.0, 2.0, 3.0)])
+                blocked = False
+            except sa.exc.OperationalError as exc:
+                assert isinstance(exc.orig, pymysql.err.OperationalError) and exc.orig.args[0] == 1205
+                blocked = True
+    finally:
+        writer.dispose()
+        engine.dispose()
+    assert blocked == blocks
+
+
+# ---- metrics added later, reading helper -------------------------------------------------
+
+def test_added_metric_is_rolled_up(engine, device):
+    storage.add_metric(engine, Metric("order", "x", 0, 100))  # a keyword: quoted everywhere
+    storage.write_readings(engine, ["co2", "order"], [(device.id, BASE + i * 10_000, 500.0, float(i))
+                                                      for i in range(12)])
+    rollups.run_rollup(engine)
+    assert_rollups_match(engine, METRICS + ["order"])
+    assert rollups.read_rollups(engine, "rollup_1m", device.id, "order", BASE, BASE + HOUR_MS) == [
+        (BASE, 6, 2.5, 0.0, 5.0), (BASE + MINUTE_MS, 6, 8.5, 6.0, 11.0)]
+    assert rollups.read_rollups(engine, "rollup_1m", device.id, "temperature", BASE, BASE + HOUR_MS) == []
+
+
+@pytest.mark.parametrize("table, metric", [
+    ("reading", "co2"), ("rollup_1m", "no such"), ("rollup_1m", "a;b")])
+def test_read_rollups_refuses_unknown_names(engine, table, metric):
+    with pytest.raises(ValueError):
+        rollups.read_rollups(engine, table, 1, metric, 0, 1)
+
+
+def test_read_rollups_window_is_half_open(engine, device):
+    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=3, step_ms=HOUR_MS))
+    rollups.run_rollup(engine)
+    got = rollups.read_rollups(engine, "rollup_1h", device.id, "co2", BASE + HOUR_MS, BASE + 2 * HOUR_MS)
+    assert [p.bucket for p in got] == [BASE + HOUR_MS]
+
+
+# ---- rebuilding rollups of data written without marks --------------------------------------
+
+def insert_unmarked(engine, rows) -> None:
+    """Readings as written before rollups existed: no pending marks."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(storage.insert_readings_sql(engine.dialect.name, METRICS, rows))
+
+
+def test_rebuild_rolls_up_existing_data(engine, devices):
+    old = BASE - 90 * DAY_MS  # beyond the raw cutoff: still there, so rolled up too
+    insert_unmarked(engine, sample_rows(devices[0], start=old, step_ms=60_000)
+                    + sample_rows(devices[1], step_ms=60_000))
+    assert pending(engine) == [] and rollups.run_rollup(engine).marks == 0
+    stats = rollups.rebuild(engine)
+    assert (stats.marks, stats.hour_rows) == (4, 4)
+    assert_rollups_match(engine)
+
+
+def test_rebuild_of_one_device_and_window(engine, devices):
+    insert_unmarked(engine, sample_rows(devices[0], hours=3, step_ms=60_000)
+                    + sample_rows(devices[1], hours=3, step_ms=60_000))
+    stats = rollups.rebuild(engine, devices[1], BASE + HOUR_MS, BASE + HOUR_MS + 1)
+    assert stats.hour_rows == 1
+    assert [r[:2] for r in stored(engine, "rollup_1h")] == [(devices[1], BASE + HOUR_MS)]
+
+
+# ---- retention ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, batch, expected_batches", [
+    (23, 5, [5, 5, 5, 5, 3]), (10, 5, [5, 5]), (1, 5, [1]), (0, 5, []), (4, 1, [1, 1, 1, 1])])
+def test_raw_deletes_are_bounded_batches(engine, devices, count, batch, expected_batches):
+    cut = BASE
+    rows = [(devices[0], cut - 1 - i * 1000, 1.0, 2.0, 3.0) for i in range(count)]
+    keep = [(devices[0], cut, 1.0, 2.0, 3.0), (devices[0], cut + 1, 1.0, 2.0, 3.0),
+            (devices[1], cut - 5000, 1.0, 2.0, 3.0)]
+    storage.write_readings(engine, METRICS, rows + keep)
+    assert rollups.delete_before(engine, "reading", devices[0], cut, batch) == expected_batches
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT device_id, ts FROM reading ORDER BY device_id, ts")).all()
+    assert [tuple(r) for r in left] == sorted(r[:2] for r in keep)
+
+
+def test_retention_keeps_what_the_policy_says(engine, devices):
+    policy = RetentionPolicy(raw_days=30, minute_days=365, batch_rows=7)
+    cut = policy.cutoffs(NOW)
+    ages = {"raw_old": NOW - 31 * DAY_MS, "raw_new": NOW - 29 * DAY_MS,
+            "minute_old": NOW - 400 * DAY_MS, "minute_new": NOW - 300 * DAY_MS}
+    for d in devices[:2]:
+        for at in ages.values():
+            storage.write_readings(engine, METRICS,
+                                   sample_rows(d, hours=1, step_ms=300_000, start=hour_of(at)))
+    rollups.run_rollup(engine)  # every hour rolled up (no cutoff)
+    hours_before = stored(engine, "rollup_1h")
+    with engine.begin() as conn:  # marks: one too old to matter, one still useful
+        storage.mark_pending(conn, {(devices[0], hour_of(ages["raw_old"])),
+                                    (devices[0], hour_of(ages["raw_new"]))})
+    stats = rollups.apply_retention(engine, cut, policy.batch_rows)
+    with engine.connect() as conn:
+        raw = conn.execute(sa.text("SELECT MIN(ts), COUNT(*) FROM reading")).one()
+        minutes = conn.execute(sa.text("SELECT MIN(bucket), COUNT(*) FROM rollup_1m")).one()
+    assert raw == (hour_of(ages["raw_new"]), 2 * 12)
+    assert minutes[0] == hour_of(ages["minute_new"]) and minutes[1] == 2 * 3 * 12
+    assert stored(engine, "rollup_1h") == hours_before  # hourly kept forever
+    assert pending(engine) == [(devices[0], hour_of(ages["raw_new"]), 0)]
+    assert (stats.raw_rows, stats.minute_rows, stats.marks) == (2 * 3 * 12, 2 * 12, 1)
+    assert stats.raw_batches == 2 * math.ceil(3 * 12 / 7) and stats.minute_batches == 2 * math.ceil(12 / 7)
+    again = rollups.apply_retention(engine, cut, policy.batch_rows)
+    assert (again.raw_rows, again.minute_rows, again.marks) == (0, 0, 0)
+
+
+def test_retention_cutoffs_in_the_past_delete_nothing(engine, device):
+    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1))
+    rollups.run_rollup(engine)
+    stats = rollups.apply_retention(engine, Cutoffs(raw_ms=0, minute_ms=0, chart_ms=0), 100)
+    assert (stats.raw_rows, stats.minute_rows) == (0, 0)
+    assert storage.count_readings(engine) == len(sample_rows(device.id, hours=1))
+
+
+def test_roll_up_and_retain_rolls_up_pending_hours_first(engine, device):
+    cut = RetentionPolicy().cutoffs(NOW)
+    kept, gone = cut.raw_ms, cut.raw_ms - HOUR_MS
+    storage.write_readings(engine, METRICS, [(device.id, gone + 5, 1.0, 2.0, 3.0),
+                                             (device.id, kept + 5, 4.0, 5.0, 6.0)])
+    rolled, deleted = rollups.roll_up_and_retain(engine, cut, 100)
+    assert (rolled.marks, rolled.stale, deleted.raw_rows) == (1, 1, 1)
+    assert [p.bucket for p in rollups.read_rollups(engine, "rollup_1h", device.id, "co2", 0, NOW)] == [kept]
+    assert pending(engine) == []
+
+
+def test_roll_up_and_retain_waits_for_the_lock(engine, device):
+    storage.write_readings(engine, METRICS, [(device.id, 5, 1.0, 2.0, 3.0)])  # 1970: far too old
+    with rollups.rollup_lock(engine):
+        done = rollups.roll_up_and_retain(engine, RetentionPolicy().cutoffs(NOW), 100, wait_s=0)
+    if engine.dialect.name == "mysql":
+        assert done is None and storage.count_readings(engine) == 1
+    else:  # SQLite has no lock to wait for
+        assert done is not None and storage.count_readings(engine) == 0

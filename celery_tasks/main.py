@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
+from celery.signals import beat_init
 from kombu import Queue
 
 from celery_tasks import fs_transport  # noqa: F401  registers the embedded broker's sensorsfs://
@@ -79,3 +80,9 @@ def make_celery(settings: config_mod.Config | None = None) -> Celery:
 
 
 app = make_celery()
+
+
+@beat_init.connect
+def draw_on_start(sender=None, **_kwargs) -> None:
+    """Draw the charts as soon as beat starts instead of one [charts] interval later."""
+    sender.app.send_task("celery_tasks.draw_charts")

@@ -87,3 +87,34 @@ def test_make_celery_keeps_its_settings(tmp_path):
     app = make_celery(settings)
     assert app.sensors is settings and app.conf.task_default_queue == "q1"
     assert set(TASK_MODULES) <= set(app.conf.include)
+
+
+def test_beat_draws_charts_when_it_starts(settings, engine, device, celery_worker, tmp_path):
+    """Starting beat renders the charts at once (the [charts] interval is an hour)."""
+    import subprocess
+    import sys
+    import time
+
+    from lib import storage
+    from lib.config import REPO_ROOT
+    from lib.storage import charts as chart_store
+    from tests.conftest import settings_env
+
+    now = storage.now_ms()
+    storage.write_readings(engine, ["co2"], [(device.id, now - i * 60_000, 600.0 + i) for i in range(5)])
+    worker = celery_worker(settings, "embedded")
+    log = open(tmp_path / "beat.log", "w")
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_tasks", "beat", "--loglevel", "INFO"],
+                            cwd=REPO_ROOT, env=settings_env(worker.settings), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (paths := chart_store.latest_paths(engine, device.id)):
+            assert time.monotonic() < deadline, (tmp_path / "beat.log").read_text() + worker.log()
+            time.sleep(0.5)
+        chart_dir = worker.settings.path("other", "flask_path")
+        assert {p.span for p in paths} == {"24h", "7d", "30d"}
+        assert all((chart_dir / p.file).is_file() for p in paths)
+    finally:
+        beat.terminate()
+        beat.wait(20)
+        log.close()

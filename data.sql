@@ -86,11 +86,17 @@ CREATE TABLE IF NOT EXISTS rollup_1h (
         REFERENCES device (id) ON DELETE CASCADE
 ) ENGINE=InnoDB CHARSET=utf8mb4 COMMENT='1-hour aggregates of reading';
 
--- Hours of a device whose readings changed since their rollups were computed.
+-- Hours of a device whose readings changed since their rollups were computed; lo_ms and hi_ms
+-- are the smallest and largest ts written since a rollup run took them into taken_lo_ms and
+-- taken_hi_ms, the minutes that run recomputes.
 CREATE TABLE IF NOT EXISTS rollup_pending (
     device_id INTEGER NOT NULL,
     hour BIGINT NOT NULL,
     gen INTEGER NOT NULL DEFAULT 0,
+    lo_ms BIGINT NOT NULL DEFAULT 0,
+    hi_ms BIGINT NOT NULL DEFAULT 0,
+    taken_lo_ms BIGINT,
+    taken_hi_ms BIGINT,
     CONSTRAINT pk_rollup_pending PRIMARY KEY (device_id, hour),
     CONSTRAINT fk_rollup_pending_device_id_device FOREIGN KEY (device_id)
         REFERENCES device (id) ON DELETE CASCADE

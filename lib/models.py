@@ -107,7 +107,9 @@ class RollupPending(Base):
 
     The ingest marks hours in the same transaction as the readings, so late data
     is rolled up too; gen grows on every mark, so a rollup only clears the mark
-    it saw, never one made while it ran.
+    it saw, never one made while it ran. lo_ms and hi_ms are the smallest and largest
+    ts written into the hour since a rollup run took the mark; the run moves them to
+    taken_lo_ms and taken_hi_ms, recomputes only the minutes between those, then empties them.
     """
 
     __tablename__ = "rollup_pending"
@@ -118,6 +120,12 @@ class RollupPending(Base):
         autoincrement=False)
     hour: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     gen: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    # After a take they hold an empty range (lo > hi) until the next write; 0 (not inside
+    # the hour) is read as the whole hour: see lib.rollup.Mark.span.
+    lo_ms: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    hi_ms: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    taken_lo_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    taken_hi_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
 # ---- charts ---------------------------------------------------------------------

@@ -128,29 +128,42 @@ class RetentionPolicy:
 
 @dataclass(frozen=True, order=True)
 class Mark:
-    """A pending (device, hour) as read, with the generation that must match to clear it."""
+    """A pending (device, hour) as read or taken: the gen that must match to clear it, and the range to redo.
+
+    lo and hi are the smallest and largest reading ts to redo (the mark's taken range);
+    None stands for the whole hour (a rebuild, or a mark read but not taken).
+    """
 
     hour: int
     device_id: int
     gen: int
+    lo: int | None = None
+    hi: int | None = None
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """[start, end) of the minutes to recompute, within the hour."""
+        lo, hi = self.lo, self.hi
+        # A range not inside the hour is unknown: the column default 0, or an empty range, left
+        # by an ingest that predates the range columns. Redo the whole hour then.
+        if lo is None or hi is None or not self.hour <= lo <= hi < self.hour + HOUR_MS:
+            return self.hour, self.hour + HOUR_MS
+        return minute_of(lo), minute_of(hi) + MINUTE_MS
 
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Hour `hour` of some devices, recomputed by one set of statements in one transaction."""
+    """Devices whose marks of hour `hour` span the same minutes [start, end), done in one transaction."""
 
     hour: int
+    start: int
+    end: int
     marks: tuple[Mark, ...]
 
     @property
     def device_ids(self) -> list[int]:
         """The devices, ascending."""
         return [m.device_id for m in self.marks]
-
-    @property
-    def end(self) -> int:
-        """First millisecond after the hour."""
-        return self.hour + HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -161,16 +174,26 @@ class Plan:
     stale: tuple[Mark, ...]
 
 
+def by_hour(marks: Iterable[Mark]) -> dict[int, list[Mark]]:
+    """The marks grouped by hour, oldest first, each hour's by device."""
+    groups: dict[int, list[Mark]] = {}
+    for mark in sorted(marks):
+        groups.setdefault(mark.hour, []).append(mark)
+    return groups
+
+
 def plan(marks: Iterable[Mark], stale_before: int | None = None,
          max_devices: int = MAX_DEVICES_PER_UNIT) -> Plan:
-    """Group marks by hour into units of at most `max_devices` devices.
+    """Group marks by hour and span into units of at most `max_devices` devices.
 
-    Hours starting before `stale_before` (the raw cutoff) may have lost raw readings to
-    retention, so recomputing them would overwrite good rollups: they are returned as stale.
+    One span per unit keeps its statements simple primary-key ranges, and a device whose
+    span is wide (late data) does not widen the others'. Hours starting before `stale_before`
+    (the raw cutoff) may have lost raw readings to retention, so recomputing them would
+    overwrite good rollups: they are returned as stale.
     """
     if max_devices < 1:
         raise ValueError("max_devices must be at least 1")
-    by_hour: dict[int, list[Mark]] = {}
+    groups: dict[tuple[int, int, int], list[Mark]] = {}
     stale: list[Mark] = []
     for mark in sorted(marks):
         if mark.hour % HOUR_MS:
@@ -178,9 +201,9 @@ def plan(marks: Iterable[Mark], stale_before: int | None = None,
         if stale_before is not None and mark.hour < stale_before:
             stale.append(mark)
         else:
-            by_hour.setdefault(mark.hour, []).append(mark)
-    units = [WorkUnit(hour, tuple(group[i:i + max_devices]))
-             for hour, group in sorted(by_hour.items())
+            groups.setdefault((mark.hour, *mark.span), []).append(mark)
+    units = [WorkUnit(hour, start, end, tuple(group[i:i + max_devices]))
+             for (hour, start, end), group in sorted(groups.items())
              for i in range(0, len(group), max_devices)]
     return Plan(tuple(units), tuple(stale))
 

@@ -159,8 +159,48 @@ def test_plan_refuses(marks, kwargs):
 @hsettings(max_examples=50)
 @given(st.sets(st.tuples(st.integers(0, 5), st.integers(1, 30))), st.integers(1, 8))
 def test_plan_covers_every_mark_once(keys, max_devices):
-    marks = [Mark(T + h * HOUR_MS, d, 0) for h, d in keys]
+    marks = [Mark(T + h * HOUR_MS, d, 0, *([T + h * HOUR_MS + d * MINUTE_MS] * 2 if d % 3 else []))
+             for h, d in keys]
     work = plan(marks, max_devices=max_devices)
     covered = [m for u in work.units for m in u.marks]
     assert sorted(covered) == sorted(marks)
-    assert all(len(u.marks) <= max_devices and {m.hour for m in u.marks} == {u.hour} for u in work.units)
+    assert all(len(u.marks) <= max_devices for u in work.units)
+    assert all({(m.hour, *m.span) for m in u.marks} == {(u.hour, u.start, u.end)} for u in work.units)
+
+
+@pytest.mark.parametrize("lo, hi, span", [
+    (None, None, (T, T + HOUR_MS)),  # a rebuild: the whole hour
+    (T + 5, T + 7, (T, T + MINUTE_MS)),
+    (T + 3 * MINUTE_MS, T + 5 * MINUTE_MS - 1, (T + 3 * MINUTE_MS, T + 5 * MINUTE_MS)),
+    (T + 3 * MINUTE_MS, T + 5 * MINUTE_MS, (T + 3 * MINUTE_MS, T + 6 * MINUTE_MS)),
+    (T, T + HOUR_MS - 1, (T, T + HOUR_MS)),
+    (T + HOUR_MS - 1, T + HOUR_MS - 1, (T + HOUR_MS - MINUTE_MS, T + HOUR_MS)),
+    (0, 0, (T, T + HOUR_MS)),  # the column default: a mark by an ingest older than the ranges
+    (T - 1, T + 5, (T, T + HOUR_MS)),  # not inside the hour: unknown
+    (T + 5, T + HOUR_MS, (T, T + HOUR_MS)),
+    (T + 9, T + 5, (T, T + HOUR_MS)),
+])
+def test_mark_span_is_the_minutes_to_recompute(lo, hi, span):
+    assert Mark(T, 1, 0, lo, hi).span == span
+
+
+def test_plan_groups_an_hours_marks_by_span():
+    late = Mark(T, 2, 0, T + 1, T + 40 * MINUTE_MS)  # a device catching up does not widen the others
+    marks = [Mark(T, d, 0, T + 41 * MINUTE_MS + d, T + 42 * MINUTE_MS) for d in (1, 3, 4)] + [late]
+    work = plan(marks + [Mark(T, 5, 0), Mark(T + HOUR_MS, 1, 0, T + HOUR_MS, T + HOUR_MS)], max_devices=2)
+    assert [(u.hour, u.start, u.end, u.device_ids) for u in work.units] == [
+        (T, T, T + 41 * MINUTE_MS, [2]),
+        (T, T, T + HOUR_MS, [5]),
+        (T, T + 41 * MINUTE_MS, T + 43 * MINUTE_MS, [1, 3]),
+        (T, T + 41 * MINUTE_MS, T + 43 * MINUTE_MS, [4]),
+        (T + HOUR_MS, T + HOUR_MS, T + HOUR_MS + MINUTE_MS, [1]),
+    ]
+
+
+@hsettings(max_examples=100)
+@given(st.integers(0, HOUR_MS - 1), st.integers(0, HOUR_MS - 1))
+def test_mark_span_covers_its_readings_in_whole_minutes(a, b):
+    lo, hi = T + min(a, b), T + max(a, b)
+    start, end = Mark(T, 1, 0, lo, hi).span
+    assert T <= start <= lo <= hi < end <= T + HOUR_MS
+    assert start % MINUTE_MS == 0 and end % MINUTE_MS == 0 and end - start <= hi - lo + 2 * MINUTE_MS

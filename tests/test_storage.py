@@ -287,27 +287,51 @@ def test_injection_through_a_reading_never_reaches_sql(engine, device):
 
 
 def pending(engine) -> list[tuple]:
-    """(device_id, hour, gen) marks, in key order."""
+    """(device_id, hour, gen, lo_ms, hi_ms) marks, in key order."""
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(
-            "SELECT device_id, hour, gen FROM rollup_pending ORDER BY device_id, hour"))]
+            "SELECT device_id, hour, gen, lo_ms, hi_ms FROM rollup_pending ORDER BY device_id, hour"))]
+
+
+HOUR = TS - TS % storage.HOUR_MS
 
 
 def test_writes_mark_their_hours_for_rollup(engine, device):
-    """Every write marks the (device, hour) it touched; a later write to a marked hour bumps gen."""
-    hour = TS - TS % storage.HOUR_MS
-    storage.write_readings(engine, ["co2"], [(device.id, hour + 5, 1.0), (device.id, hour + 9, 2.0)])
-    assert pending(engine) == [(device.id, hour, 0)]
-    late = hour - storage.HOUR_MS  # a Pi catching up after an outage
-    storage.write_readings(engine, ["co2"], [(device.id, hour + 7, 3.0), (device.id, late, 4.0)])
-    assert pending(engine) == [(device.id, late, 0), (device.id, hour, 1)]
+    """Every write marks the (device, hour) it touched with its ts range; a later write bumps gen."""
+    storage.write_readings(engine, ["co2"], [(device.id, HOUR + 9, 2.0), (device.id, HOUR + 5, 1.0)])
+    assert pending(engine) == [(device.id, HOUR, 0, HOUR + 5, HOUR + 9)]
+    late = HOUR - storage.HOUR_MS  # a Pi catching up after an outage
+    storage.write_readings(engine, ["co2"], [(device.id, HOUR + 7, 3.0), (device.id, late, 4.0)])
+    assert pending(engine) == [(device.id, late, 0, late, late), (device.id, HOUR, 1, HOUR + 5, HOUR + 9)]
+
+
+def test_repeated_marks_widen_the_range(engine, device):
+    """A mark's range grows to cover every write since the rollup, never shrinks."""
+    for lo, hi in [(5000, 6000), (5500, 5600), (1000, 2000), (9000, 9500)]:
+        with engine.begin() as conn:
+            storage.mark_pending(conn, {(device.id, HOUR): (HOUR + lo, HOUR + hi)})
+    assert pending(engine) == [(device.id, HOUR, 3, HOUR + 1000, HOUR + 9500)]
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_hour_spans_of_unordered_rows(order):
+    """One pass finds each (device, hour)'s smallest and largest ts, whatever the row order."""
+    rows = [(1, HOUR + 50, 1.0), (2, HOUR + 7, 1.0), (1, HOUR + 3, 1.0), (1, HOUR + 99, None),
+            (1, HOUR - 1, 1.0), (1, HOUR + 60, 1.0), (2, HOUR + storage.HOUR_MS, 1.0)]
+    assert storage.hour_spans(rows[::order]) == {
+        (1, HOUR - storage.HOUR_MS): [HOUR - 1, HOUR - 1], (1, HOUR): [HOUR + 3, HOUR + 99],
+        (2, HOUR): [HOUR + 7, HOUR + 7], (2, HOUR + storage.HOUR_MS): [HOUR + storage.HOUR_MS] * 2}
 
 
 @pytest.mark.parametrize("bad", ["1); DROP TABLE reading; --", "0x10", None, [1]])
-def test_mark_pending_formats_integers_only(engine, bad):
-    """The formatted mark statement accepts nothing but integers."""
+@pytest.mark.parametrize("at", range(4))
+def test_mark_pending_formats_integers_only(engine, bad, at):
+    """The formatted mark statement accepts nothing but integers, in any of its four values."""
+    values = [1, 0, 0, 0]
+    values[at] = bad
+    device_id, hour, lo, hi = values
     with engine.begin() as conn, pytest.raises((ValueError, TypeError)):
-        storage.mark_pending(conn, [(bad, 0)])
+        storage.mark_pending(conn, {(device_id, hour): (lo, hi)})
     assert pending(engine) == []
 
 
@@ -315,5 +339,32 @@ def test_mark_pending_ignores_an_ints_own_text(engine):
     """An int subclass whose str() is SQL is written as its number."""
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO device (id, name, token_hash, created_ms) VALUES (2, 'x', 'h', 0)")
-        storage.mark_pending(conn, [(EvilInt(2), EvilInt(7_200_000))])
-    assert pending(engine) == [(2, 7_200_000, 0)]
+        evil = EvilInt(2), EvilInt(7_200_000), EvilInt(7_200_001), EvilInt(7_200_002)
+        storage.mark_pending(conn, {evil[:2]: evil[2:]})
+    assert pending(engine) == [(2, 7_200_000, 0, 7_200_001, 7_200_002)]
+
+
+OLD_PENDING = ("CREATE TABLE rollup_pending (device_id INTEGER NOT NULL, hour BIGINT NOT NULL, "
+               "gen INTEGER NOT NULL DEFAULT 0, CONSTRAINT pk_rollup_pending PRIMARY KEY (device_id, hour))")
+
+
+def test_init_db_adds_ranges_to_an_old_pending_table(engine, device):
+    """Marks made before the range columns existed get their whole hour; new marks then work as usual."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE rollup_pending")
+        conn.exec_driver_sql(OLD_PENDING)
+        conn.exec_driver_sql(f"INSERT INTO rollup_pending VALUES ({device.id}, {HOUR}, 4)")
+    storage.init_db(engine)
+    assert columns(engine, "rollup_pending") == ["device_id", "hour", "gen", "lo_ms", "hi_ms",
+                                                 "taken_lo_ms", "taken_hi_ms"]
+    whole = (device.id, HOUR, 4, HOUR, HOUR + storage.HOUR_MS - 1)
+    assert pending(engine) == [whole]
+    assert all_rows(engine, "rollup_pending")[0][5:] == (None, None)
+    storage.init_db(engine)  # nothing more to add: the marks stay as they are
+    assert pending(engine) == [whole]
+    storage.write_readings(engine, ["co2"], [(device.id, HOUR + 5, 1.0), (device.id, TS, 2.0)])
+    assert pending(engine) == [whole[:2] + (5,) + whole[3:]]
+    earlier = HOUR - storage.HOUR_MS
+    with engine.begin() as conn:  # an ingest from before the upgrade inserts marks without a range
+        conn.exec_driver_sql(f"INSERT INTO rollup_pending (device_id, hour) VALUES ({device.id}, {earlier})")
+    assert pending(engine)[0] == (device.id, earlier, 0, 0, 0)  # 0 is read as the whole hour

@@ -73,10 +73,17 @@ def assert_rollups_match(engine, metrics=METRICS) -> None:
     assert_same(stored(engine, "rollup_1h", metrics), expected(engine, HOUR_MS, metrics))
 
 
-def pending(engine) -> list[tuple]:
+def pending(engine, ranges: bool = False) -> list[tuple]:
+    """(device_id, hour, gen) marks, with their written and taken ranges when `ranges`."""
+    extra = ", lo_ms, hi_ms, taken_lo_ms, taken_hi_ms" if ranges else ""
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(
-            "SELECT device_id, hour, gen FROM rollup_pending ORDER BY device_id, hour"))]
+            f"SELECT device_id, hour, gen{extra} FROM rollup_pending ORDER BY device_id, hour"))]
+
+
+def whole_hours(*keys: tuple[int, int]) -> dict:
+    """Marks of whole (device, hour)s, for mark_pending."""
+    return {(d, hour): (hour, hour + HOUR_MS - 1) for d, hour in keys}
 
 
 # ---- property: rollups equal SQL aggregates, with late and duplicate data ----------------
@@ -133,7 +140,8 @@ def test_rollup_twice_gives_identical_rows(engine, devices):
     assert (first.marks, first.hour_rows, first.minute_rows) == (4, 4, 4 * 60)
     before = stored(engine, "rollup_1m"), stored(engine, "rollup_1h")
     with engine.begin() as conn:  # mark everything again: a run recomputes the same rows
-        storage.mark_pending(conn, {(devices[0], BASE), (devices[0], BASE + HOUR_MS), (devices[1], BASE)})
+        storage.mark_pending(conn, whole_hours((devices[0], BASE), (devices[0], BASE + HOUR_MS),
+                                               (devices[1], BASE)))
     assert rollups.run_rollup(engine).marks == 3
     assert rollups.run_rollup(engine).marks == 0
     assert (stored(engine, "rollup_1m"), stored(engine, "rollup_1h")) == before
@@ -149,19 +157,94 @@ def test_minutes_without_a_metric_have_n_zero_and_null(engine, device):
                                           0, None, None, None)]
 
 
-def test_a_mark_made_between_read_and_clear_survives(engine, device):
+def test_a_write_during_a_run_survives_and_is_redone_alone(engine, device):
     storage.write_readings(engine, METRICS, [(device.id, BASE + 1000, 500.0, 20.0, 40.0)])
-    marks = rollups.read_pending(engine)
-    assert marks == [Mark(BASE, device.id, 0)]
-    # A late reading arrives while the run works on the hour: its write bumps the mark's gen.
-    storage.write_readings(engine, METRICS, [(device.id, BASE + 2000, 900.0, 22.0, 42.0)])
+    marks = rollups.take(engine, rollups.read_pending(engine))
+    assert marks == [Mark(BASE, device.id, 0, BASE + 1000, BASE + 1000)]
+    # A late reading arrives while the run works on the hour: its write bumps the mark's gen
+    # and starts a new range, so the next run redoes its minute only.
+    late = BASE + 30 * MINUTE_MS
+    storage.write_readings(engine, METRICS, [(device.id, late, 900.0, 22.0, 42.0)])
+    assert pending(engine, ranges=True) == [(device.id, BASE, 1, late, late, BASE + 1000, BASE + 1000)]
     sql = rollups.rollup_sql(engine, METRICS)
     rollups.roll_up_unit(engine, sql, plan(marks).units[0])
-    assert pending(engine) == [(device.id, BASE, 1)]
+    assert pending(engine, ranges=True) == [(device.id, BASE, 1, late, late, None, None)]
     stats = rollups.run_rollup(engine)
-    assert stats.marks == 1 and pending(engine) == []
+    assert (stats.marks, stats.minute_rows) == (1, 1) and pending(engine) == []
     assert rollups.read_rollups(engine, "rollup_1h", device.id, "co2", BASE, BASE + HOUR_MS) == [
         (BASE, 2, 700.0, 500.0, 900.0)]
+
+
+# ---- recomputing only the minutes that changed --------------------------------------------
+
+SPOILED = 1000  # added to every stored minute's co2_n, to see which minutes a run recomputes
+
+
+def roll_up_and_spoil(engine, device_ids) -> None:
+    """Readings every 10 s in the hour BASE for each device, rolled up; then every minute row spoilt."""
+    for d in device_ids:
+        storage.write_readings(engine, METRICS, sample_rows(d, hours=1, step_ms=10_000))
+    rollups.run_rollup(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE rollup_1m SET co2_n = co2_n + {SPOILED}")
+
+
+def assert_redone(engine, redone: set[tuple[int, int]]) -> None:
+    """Exactly the (device, minute of the hour) in `redone` match the readings; the rest stay spoilt."""
+    got, want = stored(engine, "rollup_1m"), expected(engine, MINUTE_MS)
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    for g, w in zip(got, want):
+        if (g[0], (g[1] - BASE) // MINUTE_MS) in redone:
+            assert_same([g], [w])
+        else:
+            assert g[2:] == (w[2] + SPOILED, *w[3:]), (g, w)
+    # The hour rows are made from the minute rows as they are, spoilt ones included.
+    assert [(h[0], h[2]) for h in stored(engine, "rollup_1h")] == [
+        (d, sum(g[2] for g in got if g[0] == d)) for d in sorted({g[0] for g in got})]
+
+
+@pytest.mark.parametrize("offsets, minutes", [
+    ([20 * MINUTE_MS + 1], {20}),
+    ([22 * MINUTE_MS + 5, 20 * MINUTE_MS + 1], {20, 21, 22}),
+    ([1], {0}),
+    ([HOUR_MS - 1], {59}),
+    ([59 * MINUTE_MS + 1, 1], set(range(60))),
+])
+def test_a_write_recomputes_only_the_minutes_it_spans(engine, device, offsets, minutes):
+    roll_up_and_spoil(engine, [device.id])
+    storage.write_readings(engine, METRICS, [(device.id, BASE + off, 1.0, 2.0, 3.0) for off in offsets])
+    stats = rollups.run_rollup(engine)
+    assert (stats.marks, stats.minute_rows, stats.hour_rows) == (1, len(minutes), 1)
+    assert_redone(engine, {(device.id, m) for m in minutes})
+    assert pending(engine) == []
+
+
+def test_each_device_of_a_unit_recomputes_its_own_minutes(engine, devices):
+    roll_up_and_spoil(engine, devices[:2])
+    storage.write_readings(engine, METRICS, [(devices[0], BASE + 3 * MINUTE_MS + 1, 1.0, 2.0, 3.0),
+                                             (devices[1], BASE + 40 * MINUTE_MS + 1, 1.0, 2.0, 3.0)])
+    stats = rollups.run_rollup(engine)
+    assert (stats.units, stats.marks, stats.minute_rows) == (2, 2, 2)  # a unit per span
+    assert_redone(engine, {(devices[0], 3), (devices[1], 40)})
+
+
+def test_a_failed_run_leaves_its_taken_ranges_to_the_next(engine, device):
+    roll_up_and_spoil(engine, [device.id])
+    storage.write_readings(engine, METRICS, [(device.id, BASE + 3 * MINUTE_MS + 1, 1.0, 2.0, 3.0)])
+    rollups.take(engine, rollups.read_pending(engine))  # the run dies here
+    storage.write_readings(engine, METRICS, [(device.id, BASE + 7 * MINUTE_MS + 1, 1.0, 2.0, 3.0)])
+    assert rollups.run_rollup(engine).minute_rows == 5
+    assert_redone(engine, {(device.id, m) for m in range(3, 8)})
+    assert pending(engine) == []
+
+
+def test_a_mark_without_a_range_redoes_its_whole_hour(engine, device):
+    """A mark inserted by an ingest that predates lo_ms and hi_ms has their default 0."""
+    roll_up_and_spoil(engine, [device.id])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO rollup_pending (device_id, hour) VALUES ({device.id}, {BASE})")
+    assert rollups.run_rollup(engine).minute_rows == 60
+    assert_rollups_match(engine)
 
 
 def test_small_batches_and_units_cover_every_mark(engine, devices):
@@ -223,12 +306,12 @@ def test_rollup_does_not_block_the_ingest_on_mariadb(request, isolation, blocks)
     device = storage.add_device(engine, "pi-locks")[0]
     storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1, step_ms=60_000))
     sql = rollups.rollup_sql(engine, METRICS)
-    params = {"devices": [device.id], "start": BASE, "end": BASE + HOUR_MS}
+    unit = plan([Mark(BASE, device.id, 0)]).units[0]  # the whole hour
     writer = sa.create_engine(cfg.database_url,
                               connect_args={"init_command": "SET innodb_lock_wait_timeout=1"})
     try:
         with engine.connect().execution_options(isolation_level=isolation) as conn, conn.begin():
-            conn.execute(sql.minutes, params)  # the rollup's transaction, still open
+            conn.execute(sql.minutes, rollups.unit_params(unit))  # the rollup's transaction, still open
             try:  # a late reading between two rows the rollup read
                 storage.write_readings(writer, METRICS, [(device.id, BASE + 90_000, 1.0, 2.0, 3.0)])
                 blocked = False
@@ -322,8 +405,8 @@ def test_retention_keeps_what_the_policy_says(engine, devices):
     rollups.run_rollup(engine)  # every hour rolled up (no cutoff)
     hours_before = stored(engine, "rollup_1h")
     with engine.begin() as conn:  # marks: one too old to matter, one still useful
-        storage.mark_pending(conn, {(devices[0], hour_of(ages["raw_old"])),
-                                    (devices[0], hour_of(ages["raw_new"]))})
+        storage.mark_pending(conn, whole_hours((devices[0], hour_of(ages["raw_old"])),
+                                               (devices[0], hour_of(ages["raw_new"]))))
     stats = rollups.apply_retention(engine, cut, policy.batch_rows)
     with engine.connect() as conn:
         raw = conn.execute(sa.text("SELECT MIN(ts), COUNT(*) FROM reading")).one()

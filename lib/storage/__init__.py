@@ -10,14 +10,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
-from lib.models import ROLLUP_TABLES, Base, Device, MetricRow, Reading, rollup_columns
+from lib.models import (ROLLUP_TABLES, Base, Device, MetricRow, Reading, RollupPending,
+                        rollup_columns)
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,32 @@ def make_engine(url: str, pre_ping: bool = True) -> Engine:
 def init_db(engine: Engine) -> None:
     """Create missing tables, seed the built-in metrics, add missing metric columns."""
     Base.metadata.create_all(engine)
+    _add_pending_ranges(engine)
     with engine.begin() as conn:
         known = set(conn.scalars(sa.select(MetricRow.name)))
         for metric in BUILTIN_METRICS:
             if metric.name not in known:
                 conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
     _add_missing_columns(engine)
+
+
+PENDING_RANGES = {"lo_ms": "BIGINT NOT NULL DEFAULT 0", "hi_ms": "BIGINT NOT NULL DEFAULT 0",
+                  "taken_lo_ms": "BIGINT NULL", "taken_hi_ms": "BIGINT NULL"}
+
+
+def _add_pending_ranges(engine: Engine) -> None:
+    """Give a rollup_pending table made before the range columns existed those columns."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(RollupPending.__tablename__)}
+    missing = [name for name in PENDING_RANGES if name not in present]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for name in missing:
+            conn.exec_driver_sql(_add_column_ddl(engine, RollupPending.__tablename__, name,
+                                                 PENDING_RANGES[name]))
+        if "lo_ms" in missing:  # marks made before held no range: their whole hours are redone
+            conn.exec_driver_sql(f"UPDATE rollup_pending SET lo_ms = hour, hi_ms = hour + {HOUR_MS - 1}")
+    log.info("added columns rollup_pending.%s", ", ".join(missing))
 
 
 def _metric_row(metric: Metric) -> dict:
@@ -217,27 +238,47 @@ def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[R
     with engine.begin() as conn:
         for start in range(0, len(rows), step):
             conn.exec_driver_sql(insert_readings_sql(dialect, metric_names, rows[start:start + step]))
-        mark_pending(conn, {(row[0], row[1] - row[1] % HOUR_MS) for row in rows})
+        mark_pending(conn, hour_spans(rows))
 
 
 HOUR_MS = 3_600_000
 
 
-def mark_pending(conn: sa.Connection, hours: Iterable[tuple[int, int]]) -> None:
-    """Mark (device_id, hour) as needing its rollups recomputed, bumping gen when marked already.
+def hour_spans(rows: Iterable[Row]) -> dict[tuple[int, int], list[int]]:
+    """{(device_id, hour): [smallest ts, largest ts]} of the rows, in one pass (the ingest hot path)."""
+    spans: dict[tuple[int, int], list[int]] = {}
+    for row in rows:
+        ts = row[1]
+        key = (row[0], ts - ts % HOUR_MS)
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [ts, ts]
+        elif ts < span[0]:
+            span[0] = ts
+        elif ts > span[1]:
+            span[1] = ts
+    return spans
+
+
+def mark_pending(conn: sa.Connection, spans: Mapping[tuple[int, int], Sequence[int]]) -> None:
+    """Mark {(device_id, hour): (lo_ms, hi_ms)} for rollup; a marked hour gets gen + 1 and a wider range.
 
     This runs in every ingest commit, so the statement is formatted directly, from
     values forced through int(); sorted, so concurrent writers lock rows in the
     same order and cannot deadlock.
     """
-    values = ",".join(f"({int(d)},{int(h)},0)" for d, h in sorted(hours))
+    values = ",".join(f"({int(d)},{int(h)},0,{int(lo)},{int(hi)})"
+                      for (d, h), (lo, hi) in sorted(spans.items()))
     if not values:
         return
     if conn.dialect.name == "mysql":
-        tail = " ON DUPLICATE KEY UPDATE gen = gen + 1"
+        tail = (" ON DUPLICATE KEY UPDATE gen = gen + 1, lo_ms = LEAST(lo_ms, VALUES(lo_ms)),"
+                " hi_ms = GREATEST(hi_ms, VALUES(hi_ms))")
     else:
-        tail = " ON CONFLICT (device_id, hour) DO UPDATE SET gen = gen + 1"
-    conn.exec_driver_sql("INSERT INTO rollup_pending (device_id, hour, gen) VALUES " + values + tail)
+        tail = (" ON CONFLICT (device_id, hour) DO UPDATE SET gen = gen + 1,"
+                " lo_ms = MIN(lo_ms, excluded.lo_ms), hi_ms = MAX(hi_ms, excluded.hi_ms)")
+    conn.exec_driver_sql("INSERT INTO rollup_pending (device_id, hour, gen, lo_ms, hi_ms) VALUES "
+                         + values + tail)
 
 
 def count_readings(engine: Engine, device_id: int | None = None) -> int:

@@ -1,9 +1,11 @@
 """SQL of rollups and retention: recomputing pending hours, deleting old rows in batches.
 
-A rollup run reads pending (device, hour, gen) marks oldest first, recomputes the
-1-minute rows of each hour from `reading` with one set-based INSERT ... SELECT (an
-upsert) per group of devices, then the hour rows from the minute rows, and clears exactly
-the marks it read: a mark bumped by a write meanwhile has a new gen, stays, and is redone.
+A rollup run reads pending (device, hour) marks oldest first and takes them: a mark's range of
+written ts moves to its taken range, and writes from then on start a new range. For the devices
+of an hour whose taken ranges span the same minutes, one set-based INSERT ... SELECT (an upsert)
+recomputes those 1-minute rows, then the hour rows from the hour's minute rows; the same
+transaction deletes the marks not written since the take (same gen) and empties the others'
+taken range, so the next run redoes only their new range. A failed run leaves its taken ranges.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lib.catalogue import check_name
-from lib.models import rollup_column_names
-from lib.rollup import HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Cutoffs, Mark, WorkUnit, plan
+from lib.models import RollupPending, rollup_column_names
+from lib.rollup import HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Cutoffs, Mark, WorkUnit, by_hour, plan
 from lib.storage import load_catalogue
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ class RollupStats:
     def as_dict(self) -> dict:
         """JSON-friendly counts (a Celery task result)."""
         return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+    def add(self, unit: WorkUnit, rows: tuple[int, int]) -> None:
+        """Count a rolled-up unit and its (minute, hour) rows."""
+        self.units, self.marks = self.units + 1, self.marks + len(unit.marks)
+        self.minute_rows, self.hour_rows = self.minute_rows + rows[0], self.hour_rows + rows[1]
 
 
 @dataclass
@@ -86,12 +93,17 @@ class RollupSql:
 
 
 DEVICES = sa.bindparam("devices", expanding=True)
-CLEAR_MARK = sa.text("DELETE FROM rollup_pending "
-                     "WHERE device_id = :device_id AND hour = :hour AND gen = :gen")
+# A written range after a take: LEAST and GREATEST with the next write give that write's range.
+EMPTY_LO, EMPTY_HI = FAR_FUTURE_MS, -FAR_FUTURE_MS
+IN_UNIT = "hour = :hour AND device_id IN :devices"
+TAKEN = sa.text("SELECT hour, device_id, gen, taken_lo_ms, taken_hi_ms FROM rollup_pending "
+                f"WHERE {IN_UNIT} ORDER BY device_id").bindparams(DEVICES)
+RELEASE = sa.text("UPDATE rollup_pending SET taken_lo_ms = NULL, taken_hi_ms = NULL "
+                  f"WHERE {IN_UNIT}").bindparams(DEVICES)
 
 
 def rollup_sql(engine: Engine, metrics: Sequence[str]) -> RollupSql:
-    """Upserts recomputing the 1-minute rows of some devices' hour from `reading`, and the hour rows."""
+    """Upserts recomputing some devices' 1-minute rows in [start, end) from `reading`, and their hour rows."""
     quote = engine.dialect.identifier_preparer.quote
     mysql = engine.dialect.name == "mysql"
     columns = [quote(c) for m in metrics for c in rollup_column_names(check_name(m))]
@@ -104,22 +116,28 @@ def rollup_sql(engine: Engine, metrics: Sequence[str]) -> RollupSql:
     else:
         update = ("ON CONFLICT (device_id, bucket) DO UPDATE SET "
                   + ", ".join(f"{c} = excluded.{c}" for c in columns))
-    in_hour = "device_id IN :devices AND {col} >= :start AND {col} < :end"
+    in_span = "device_id IN :devices AND {col} >= :start AND {col} < :end"
+    in_hour = "device_id IN :devices AND bucket >= :hour AND bucket < :hour_end"
     into = f"INTO {{table}} (device_id, bucket, {', '.join(columns)})"
     return RollupSql(
         minutes=_with_devices(f"INSERT {into.format(table='rollup_1m')} SELECT device_id, {bucket}, {raw} "
-                              f"FROM reading WHERE {in_hour.format(col='ts')} "
+                              f"FROM reading WHERE {in_span.format(col='ts')} "
                               f"GROUP BY device_id, {bucket} {update}"),
-        hours=_with_devices(f"INSERT {into.format(table='rollup_1h')} SELECT device_id, :start, {merged} "
-                            f"FROM rollup_1m WHERE {in_hour.format(col='bucket')} "
-                            f"GROUP BY device_id {update}"),
-        count=_with_devices(f"SELECT (SELECT COUNT(*) FROM rollup_1m WHERE {in_hour.format(col='bucket')}), "
-                            f"(SELECT COUNT(*) FROM rollup_1h WHERE {in_hour.format(col='bucket')})"))
+        hours=_with_devices(f"INSERT {into.format(table='rollup_1h')} SELECT device_id, :hour, {merged} "
+                            f"FROM rollup_1m WHERE {in_hour} GROUP BY device_id {update}"),
+        count=_with_devices(f"SELECT (SELECT COUNT(*) FROM rollup_1m WHERE {in_span.format(col='bucket')}), "
+                            f"(SELECT COUNT(*) FROM rollup_1h WHERE {in_hour})"))
 
 
 def _with_devices(sql: str) -> sa.TextClause:
     """A statement whose :devices parameter is a list, expanded into IN (...)."""
     return sa.text(sql).bindparams(DEVICES)
+
+
+def unit_params(unit: WorkUnit) -> dict:
+    """Parameters of a unit's statements: its devices, minutes to redo and hour."""
+    return {"devices": unit.device_ids, "start": unit.start, "end": unit.end,
+            "hour": unit.hour, "hour_end": unit.hour + HOUR_MS}
 
 
 @contextlib.contextmanager
@@ -158,7 +176,7 @@ def rollup_lock(engine: Engine, wait_s: float = 0) -> Iterator[bool]:
 
 def read_pending(engine: Engine, limit: int = PENDING_BATCH,
                  after: tuple[int, int] | None = None) -> list[Mark]:
-    """Up to `limit` pending marks, oldest hour first, after (hour, device_id) when given."""
+    """Up to `limit` pending marks, without ranges (see take), oldest hour first, after (hour, device_id)."""
     query = "SELECT hour, device_id, gen FROM rollup_pending"
     params = {"limit": limit}
     if after is not None:
@@ -169,12 +187,34 @@ def read_pending(engine: Engine, limit: int = PENDING_BATCH,
         return [Mark(*row) for row in rows]
 
 
+def take(engine: Engine, marks: Sequence[Mark], chunk: int = MAX_DEVICES_PER_UNIT) -> list[Mark]:
+    """Move the marks' written ranges into their taken ranges; return the marks as taken.
+
+    Each chunk is a short transaction, so a write waits for it at most briefly; the taken
+    range stays in the row until the run that recomputes it commits.
+    """
+    least, greatest = ("LEAST", "GREATEST") if engine.dialect.name == "mysql" else ("MIN", "MAX")
+    move = sa.text(f"UPDATE rollup_pending SET taken_lo_ms = COALESCE({least}(taken_lo_ms, lo_ms), lo_ms), "
+                   f"taken_hi_ms = COALESCE({greatest}(taken_hi_ms, hi_ms), hi_ms), "
+                   f"lo_ms = {EMPTY_LO}, hi_ms = {EMPTY_HI} WHERE {IN_UNIT}").bindparams(DEVICES)
+    taken = []
+    with _connect(engine) as conn:
+        for hour, group in by_hour(marks).items():
+            devices = [m.device_id for m in group]
+            for i in range(0, len(devices), chunk):
+                with conn.begin():
+                    params = {"hour": hour, "devices": devices[i:i + chunk]}
+                    conn.execute(move, params)
+                    taken += [Mark(*row) for row in conn.execute(TAKEN, params)]
+    return taken
+
+
 def roll_up_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = True) -> tuple[int, int]:
-    """Recompute one unit's minute and hour rows and clear its marks; return the unit's row counts.
+    """Recompute a unit's minutes in its span and its hour rows, clear its marks; return the row counts.
 
     Buckets are upserted, never deleted: a bucket whose readings retention removed keeps its rows.
     """
-    params = {"devices": unit.device_ids, "start": unit.hour, "end": unit.end}
+    params = unit_params(unit)
     with _connect(engine) as conn, conn.begin():
         conn.execute(sql.minutes, params)
         conn.execute(sql.hours, params)
@@ -186,9 +226,14 @@ def roll_up_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = T
 
 
 def _clear(conn: Connection, marks: Sequence[Mark]) -> None:
-    """Delete the marks as read; one bumped since (a new gen) is left for the next run."""
-    if marks:
-        conn.execute(CLEAR_MARK, [{"device_id": m.device_id, "hour": m.hour, "gen": m.gen} for m in marks])
+    """Delete the marks as read or taken; one written since (a new gen) stays, with no taken range."""
+    for hour, group in by_hour(marks).items():
+        devices = [m.device_id for m in group]
+        # The IN list finds the rows by primary key; the pairs then keep those of the same gen.
+        conn.execute(sa.delete(RollupPending).where(
+            RollupPending.hour == hour, RollupPending.device_id.in_(devices),
+            sa.tuple_(RollupPending.device_id, RollupPending.gen).in_([(m.device_id, m.gen) for m in group])))
+        conn.execute(RELEASE, {"hour": hour, "devices": devices})
 
 
 def drop_marks(engine: Engine, marks: Sequence[Mark]) -> None:
@@ -219,13 +264,14 @@ def _roll_up(engine: Engine, stale_before: int | None, budget_s: float | None = 
     started = time.perf_counter()
     stats = RollupStats()
     sql = rollup_sql(engine, load_catalogue(engine).names)
+    deadline = None if budget_s is None else started + budget_s
     after = None
     while not stats.more:
         marks = read_pending(engine, batch, after)
         if not marks:
             break
         after = (marks[-1].hour, marks[-1].device_id)
-        _run_batch(engine, sql, plan(marks, stale_before, max_devices), stats, started, budget_s)
+        _run_batch(engine, sql, plan(marks, stale_before, max_devices), stats, deadline, max_devices)
         if len(marks) < batch:
             break
     stats.seconds = time.perf_counter() - started
@@ -234,23 +280,20 @@ def _roll_up(engine: Engine, stale_before: int | None, budget_s: float | None = 
     return stats
 
 
-def _run_batch(engine: Engine, sql: RollupSql, work, stats: RollupStats, started: float,
-               budget_s: float | None) -> None:
-    """Drop a batch's stale marks and roll up its units until the budget runs out."""
+def _run_batch(engine: Engine, sql: RollupSql, work, stats: RollupStats, deadline: float | None,
+               max_devices: int) -> None:
+    """Drop a batch's stale marks, take the others and roll them up until the deadline."""
     if work.stale:
         log.warning("dropping %d pending marks older than the raw retention (oldest hour %d); "
                     "their rollups are kept as they were", len(work.stale), work.stale[0].hour)
         drop_marks(engine, work.stale)
         stats.stale += len(work.stale)
-    for unit in work.units:
-        if budget_s is not None and time.perf_counter() - started > budget_s:
+    taken = take(engine, [m for u in work.units for m in u.marks], max_devices)
+    for unit in plan(taken, max_devices=max_devices).units:
+        if deadline is not None and time.perf_counter() > deadline:
             stats.more = True
             return
-        minutes, hours = roll_up_unit(engine, sql, unit)
-        stats.units += 1
-        stats.marks += len(unit.marks)
-        stats.minute_rows += minutes
-        stats.hour_rows += hours
+        stats.add(unit, roll_up_unit(engine, sql, unit))
 
 
 def data_hours(engine: Engine, device_id: int | None = None, start_ms: int | None = None,
@@ -282,11 +325,7 @@ def rebuild(engine: Engine, device_id: int | None = None, start_ms: int | None =
             return RollupStats(skipped=True)
         sql = rollup_sql(engine, load_catalogue(engine).names)
         for unit in plan(data_hours(engine, device_id, start_ms, end_ms)).units:
-            minutes, hours = roll_up_unit(engine, sql, unit, clear=False)
-            stats.units += 1
-            stats.marks += len(unit.marks)
-            stats.minute_rows += minutes
-            stats.hour_rows += hours
+            stats.add(unit, roll_up_unit(engine, sql, unit, clear=False))
     stats.seconds = time.perf_counter() - started
     log.info("rollup rebuild: %s", stats.as_dict())
     return stats

@@ -14,9 +14,7 @@ number of files than expected.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import random
 import statistics
 import sys
@@ -24,11 +22,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import sqlalchemy as sa
 
-from bench.ingest import MYSQL, Figure, mysql
+from bench.ingest import Figure, database_settings
 from celery_tasks.draw_picture.draw import draw_all
 from lib import config as config_mod, storage
 from lib.charts import DAY_MS, HOUR_MS, MINUTE_MS
@@ -147,25 +144,6 @@ def run(cfg: config_mod.Config, sizes: Sizes, runs: int, chart_dir: Path) -> tup
     return figures, problems
 
 
-@contextlib.contextmanager
-def database(use_sqlite: bool, tmp: Path) -> Iterator[config_mod.Config]:
-    """Settings for a fresh database; a MariaDB one is dropped afterwards."""
-    if use_sqlite:
-        yield config_mod.load(environ={"SENSORS_MYSQL_DATABASE": "",
-                                       "SENSORS_SQLITE_PATH": str(tmp / "sensors.db")})
-        return
-    name = f"sensors_bench_charts_{os.getpid()}"
-    mysql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield config_mod.load(environ={
-            "SENSORS_MYSQL_HOST": MYSQL["host"], "SENSORS_MYSQL_PORT": str(MYSQL["port"]),
-            "SENSORS_MYSQL_USER": MYSQL["user"], "SENSORS_MYSQL_PASSWORD": MYSQL["password"],
-            "SENSORS_MYSQL_DATABASE": name})
-    finally:
-        mysql(f"DROP DATABASE IF EXISTS `{name}`")
-        print(f"dropped database {name}")
-
-
 def kept_renders(cfg: config_mod.Config) -> float:
     """How many renders exist at once: one per [charts] interval_seconds for keep_days."""
     return cfg.getfloat("charts", "keep_days") * 86400 / cfg.getfloat("charts", "interval_seconds")
@@ -180,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed draw_all runs (default 3)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with tempfile.TemporaryDirectory(prefix="bench-charts-") as tmp, database(args.sqlite, Path(tmp)) as cfg:
+    with tempfile.TemporaryDirectory(prefix="bench-charts-") as tmp, database_settings(args.sqlite, Path(tmp), "charts_") as cfg:
         print(f"database {cfg.database_url}")
         figures, problems = run(cfg, QUICK if args.quick else FULL, max(1, args.runs), Path(tmp) / "charts")
     print("\nsummary" + (" (--quick: too small for the target to apply)" if args.quick else ""))

@@ -274,12 +274,12 @@ def _baseline_connection(cfg: config_mod.Config):
 # ---- set-up -------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def database(use_sqlite: bool, tmp: Path) -> Iterator[dict[str, str]]:
+def database(use_sqlite: bool, tmp: Path, tag: str = "") -> Iterator[dict[str, str]]:
     """Yield the environment that points the server at a fresh database; drop it afterwards."""
     if use_sqlite:
         yield {"SENSORS_MYSQL_DATABASE": "", "SENSORS_SQLITE_PATH": str(tmp / "sensors.db")}
         return
-    name = f"sensors_bench_{os.getpid()}"
+    name = f"sensors_bench_{tag}{os.getpid()}"
     mysql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
         yield {"SENSORS_MYSQL_HOST": MYSQL["host"], "SENSORS_MYSQL_PORT": str(MYSQL["port"]),
@@ -288,6 +288,13 @@ def database(use_sqlite: bool, tmp: Path) -> Iterator[dict[str, str]]:
     finally:
         mysql(f"DROP DATABASE IF EXISTS `{name}`")
         print(f"dropped database {name}")
+
+
+@contextlib.contextmanager
+def database_settings(use_sqlite: bool, tmp: Path, tag: str = "") -> Iterator[config_mod.Config]:
+    """Settings for a fresh database (see database)."""
+    with database(use_sqlite, tmp, tag) as env:
+        yield config_mod.load(environ=env)
 
 
 def register(cfg: config_mod.Config, count: int) -> list[loadgen.Device]:

@@ -17,20 +17,17 @@ are checked against the readings. Exit status 1 when that check fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import random
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import sqlalchemy as sa
 
-from bench.ingest import MYSQL, Figure, mysql
+from bench.ingest import Figure, database_settings
 from lib import config as config_mod, storage
 from lib.rollup import DAY_MS, HOUR_MS, MINUTE_MS, RetentionPolicy, hour_of
 from lib.storage import rollups
@@ -182,25 +179,6 @@ def run(cfg: config_mod.Config, sizes: Sizes) -> tuple[list[Figure], list[str]]:
     return figures, problems
 
 
-@contextlib.contextmanager
-def database(use_sqlite: bool, tmp: Path) -> Iterator[config_mod.Config]:
-    """Settings for a fresh database; a MariaDB one is dropped afterwards."""
-    if use_sqlite:
-        yield config_mod.load(environ={"SENSORS_MYSQL_DATABASE": "",
-                                       "SENSORS_SQLITE_PATH": str(tmp / "sensors.db")})
-        return
-    name = f"sensors_bench_rollup_{os.getpid()}"
-    mysql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield config_mod.load(environ={
-            "SENSORS_MYSQL_HOST": MYSQL["host"], "SENSORS_MYSQL_PORT": str(MYSQL["port"]),
-            "SENSORS_MYSQL_USER": MYSQL["user"], "SENSORS_MYSQL_PASSWORD": MYSQL["password"],
-            "SENSORS_MYSQL_DATABASE": name})
-    finally:
-        mysql(f"DROP DATABASE IF EXISTS `{name}`")
-        print(f"dropped database {name}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the bench and print a summary; 1 when the rollup tables are wrong."""
     parser = argparse.ArgumentParser(prog="python -m bench.rollup", description=__doc__.splitlines()[0])
@@ -209,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="SQLite in a temporary folder instead of MariaDB")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with tempfile.TemporaryDirectory(prefix="bench-rollup-") as tmp, database(args.sqlite, Path(tmp)) as cfg:
+    with tempfile.TemporaryDirectory(prefix="bench-rollup-") as tmp, database_settings(args.sqlite, Path(tmp), "rollup_") as cfg:
         print(f"database {cfg.database_url}")
         figures, problems = run(cfg, QUICK if args.quick else FULL)
     print("\nsummary" + (" (--quick: too small for the target to apply)" if args.quick else ""))

@@ -1,4 +1,4 @@
-"""The ingest benchmark still runs end to end (tiny sizes; its figures are not judged here)."""
+"""The benchmarks still run end to end (tiny sizes; their figures are not judged here)."""
 import subprocess
 import sys
 
@@ -6,6 +6,7 @@ from lib.config import REPO_ROOT
 from tests.conftest import MYSQL, require_service
 
 import pymysql
+import pytest
 
 
 def test_bench_ingest_quick_run():
@@ -20,25 +21,19 @@ def test_bench_ingest_quick_run():
         assert figure in out.stdout
 
 
-def test_bench_rollup_quick_run():
+@pytest.mark.parametrize("bench, figures", [
+    ("rollup", ("rollup of all pending:", "rollup throughput:", "insert with marks / without:")),
+    ("charts", ("draw_all first run:", "per chart:", "files per run: 18", "bytes per run:")),
+    ("keepup", ("ingest alone:", "ingest with rollups:", "rollup check:")),
+])
+def test_bench_quick_run(bench, figures):
+    """The background-task benches run and print their figures."""
     try:
         pymysql.connect(**MYSQL, connect_timeout=5).close()
     except pymysql.MySQLError as exc:
         require_service("MariaDB at 127.0.0.1:3306", exc)
-    out = subprocess.run([sys.executable, "-m", "bench.rollup", "--quick"], cwd=REPO_ROOT,
+    out = subprocess.run([sys.executable, "-m", f"bench.{bench}", "--quick"], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for figure in ("rollup of all pending:", "rollup throughput:", "insert with marks / without:"):
-        assert figure in out.stdout
-
-
-def test_bench_charts_quick_run():
-    try:
-        pymysql.connect(**MYSQL, connect_timeout=5).close()
-    except pymysql.MySQLError as exc:
-        require_service("MariaDB at 127.0.0.1:3306", exc)
-    out = subprocess.run([sys.executable, "-m", "bench.charts", "--quick"], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for figure in ("draw_all first run:", "per chart:", "files per run: 18", "bytes per run:"):
+    for figure in figures:
         assert figure in out.stdout

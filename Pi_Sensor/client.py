@@ -16,7 +16,6 @@ import signal
 import sqlite3
 import time
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException

@@ -13,7 +13,6 @@ stops, and a check that the rollups match the readings.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import subprocess

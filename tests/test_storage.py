@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from lib import storage
-from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric
+from lib.catalogue import BUILTIN_METRICS, Metric
 from lib.models import Base
 from lib.validation import FrameError, parse_frame
 from tests.conftest import stored
@@ -342,29 +342,3 @@ def test_mark_pending_ignores_an_ints_own_text(engine):
         evil = EvilInt(2), EvilInt(7_200_000), EvilInt(7_200_001), EvilInt(7_200_002)
         storage.mark_pending(conn, {evil[:2]: evil[2:]})
     assert pending(engine) == [(2, 7_200_000, 0, 7_200_001, 7_200_002)]
-
-
-OLD_PENDING = ("CREATE TABLE rollup_pending (device_id INTEGER NOT NULL, hour BIGINT NOT NULL, "
-               "gen INTEGER NOT NULL DEFAULT 0, CONSTRAINT pk_rollup_pending PRIMARY KEY (device_id, hour))")
-
-
-def test_init_db_adds_ranges_to_an_old_pending_table(engine, device):
-    """Marks made before the range columns existed get their whole hour; new marks then work as usual."""
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE rollup_pending")
-        conn.exec_driver_sql(OLD_PENDING)
-        conn.exec_driver_sql(f"INSERT INTO rollup_pending VALUES ({device.id}, {HOUR}, 4)")
-    storage.init_db(engine)
-    assert columns(engine, "rollup_pending") == ["device_id", "hour", "gen", "lo_ms", "hi_ms",
-                                                 "taken_lo_ms", "taken_hi_ms"]
-    whole = (device.id, HOUR, 4, HOUR, HOUR + storage.HOUR_MS - 1)
-    assert pending(engine) == [whole]
-    assert all_rows(engine, "rollup_pending")[0][5:] == (None, None)
-    storage.init_db(engine)  # nothing more to add: the marks stay as they are
-    assert pending(engine) == [whole]
-    storage.write_readings(engine, ["co2"], [(device.id, HOUR + 5, 1.0), (device.id, TS, 2.0)])
-    assert pending(engine) == [whole[:2] + (5,) + whole[3:]]
-    earlier = HOUR - storage.HOUR_MS
-    with engine.begin() as conn:  # an ingest from before the upgrade inserts marks without a range
-        conn.exec_driver_sql(f"INSERT INTO rollup_pending (device_id, hour) VALUES ({device.id}, {earlier})")
-    assert pending(engine)[0] == (device.id, earlier, 0, 0, 0)  # 0 is read as the whole hour

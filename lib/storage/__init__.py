@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
-from lib.models import (ROLLUP_TABLES, Base, Device, MetricRow, Reading, RollupPending,
-                        rollup_columns)
+from lib.models import ROLLUP_TABLES, Base, Device, MetricRow, Reading, rollup_columns
 
 log = logging.getLogger(__name__)
 
@@ -64,32 +63,12 @@ def make_engine(url: str, pre_ping: bool = True) -> Engine:
 def init_db(engine: Engine) -> None:
     """Create missing tables, seed the built-in metrics, add missing metric columns."""
     Base.metadata.create_all(engine)
-    _add_pending_ranges(engine)
     with engine.begin() as conn:
         known = set(conn.scalars(sa.select(MetricRow.name)))
         for metric in BUILTIN_METRICS:
             if metric.name not in known:
                 conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
     _add_missing_columns(engine)
-
-
-PENDING_RANGES = {"lo_ms": "BIGINT NOT NULL DEFAULT 0", "hi_ms": "BIGINT NOT NULL DEFAULT 0",
-                  "taken_lo_ms": "BIGINT NULL", "taken_hi_ms": "BIGINT NULL"}
-
-
-def _add_pending_ranges(engine: Engine) -> None:
-    """Give a rollup_pending table made before the range columns existed those columns."""
-    present = {c["name"] for c in sa.inspect(engine).get_columns(RollupPending.__tablename__)}
-    missing = [name for name in PENDING_RANGES if name not in present]
-    if not missing:
-        return
-    with engine.begin() as conn:
-        for name in missing:
-            conn.exec_driver_sql(_add_column_ddl(engine, RollupPending.__tablename__, name,
-                                                 PENDING_RANGES[name]))
-        if "lo_ms" in missing:  # marks made before held no range: their whole hours are redone
-            conn.exec_driver_sql(f"UPDATE rollup_pending SET lo_ms = hour, hi_ms = hour + {HOUR_MS - 1}")
-    log.info("added columns rollup_pending.%s", ", ".join(missing))
 
 
 def _metric_row(metric: Metric) -> dict:

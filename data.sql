@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS device (
     name VARCHAR(64) NOT NULL,
     token_hash VARCHAR(64) NOT NULL,  -- SHA-256 of the device token, hex; the token itself is never stored
     created_ms BIGINT NOT NULL,
+    revoked_ms BIGINT NULL,  -- set by `flask --app flask_front revoke-device`: the token no longer works
     CONSTRAINT pk_device PRIMARY KEY (id),
     CONSTRAINT uq_device_name UNIQUE (name),
     CONSTRAINT uq_device_token_hash UNIQUE (token_hash)
@@ -102,6 +103,17 @@ CREATE TABLE IF NOT EXISTS rollup_pending (
         REFERENCES device (id) ON DELETE CASCADE
 ) ENGINE=InnoDB CHARSET=utf8mb4;
 
+-- The raw and minute cutoffs retention last applied to a device (only moved forward): raw
+-- readings that arrive later in an hour before raw_before_ms are merged into its rollups.
+CREATE TABLE IF NOT EXISTS retention_state (
+    device_id INTEGER NOT NULL,
+    raw_before_ms BIGINT NOT NULL,
+    minute_before_ms BIGINT NOT NULL,
+    CONSTRAINT pk_retention_state PRIMARY KEY (device_id),
+    CONSTRAINT fk_retention_state_device_id_device FOREIGN KEY (device_id)
+        REFERENCES device (id) ON DELETE CASCADE
+) ENGINE=InnoDB CHARSET=utf8mb4;
+
 -- Rendered chart files, recorded once a whole render is complete.
 CREATE TABLE IF NOT EXISTS path (
     id INTEGER NOT NULL AUTO_INCREMENT,
@@ -161,12 +173,17 @@ CREATE TABLE IF NOT EXISTS alert_event (
     resolved_ms BIGINT,
     fire_sent_ms BIGINT,
     resolve_sent_ms BIGINT,
+    resolved_value DOUBLE,  -- the reading that resolved it (value: the one that fired it)
+    fire_due_ms BIGINT,     -- the evaluations that recorded the firing and the resolution
+    resolve_due_ms BIGINT,
     CONSTRAINT pk_alert_event PRIMARY KEY (id),
     CONSTRAINT fk_alert_event_rule_id_alert_rule FOREIGN KEY (rule_id)
         REFERENCES alert_rule (id) ON DELETE CASCADE,
     CONSTRAINT fk_alert_event_device_id_device FOREIGN KEY (device_id)
         REFERENCES device (id) ON DELETE CASCADE,
-    INDEX ix_alert_event_fired_ms (fired_ms)
+    INDEX ix_alert_event_fired_ms (fired_ms),
+    INDEX ix_alert_event_fire_due_ms (fire_due_ms),
+    INDEX ix_alert_event_resolve_due_ms (resolve_due_ms)
 ) ENGINE=InnoDB CHARSET=utf8mb4;
 
 -- The built-in metrics (lib/catalogue.BUILTIN_METRICS).

@@ -10,6 +10,9 @@ from typing import Callable, Hashable, Sequence
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[Hashable, Sequence]]  # [(key, rows), ...] handed to the write function
+# The write function returns one outcome per batch item: a result for its submitter, or an
+# exception raised to that submitter alone, so one device's failure stays its own.
+Outcomes = list[object]
 
 
 class GroupCommitter:
@@ -19,7 +22,7 @@ class GroupCommitter:
     the number of commits follows the database's speed, not the message rate.
     """
 
-    def __init__(self, write: Callable[[Batch], None], *, max_rows: int = 5000,
+    def __init__(self, write: Callable[[Batch], Outcomes], *, max_rows: int = 5000,
                  writers: int = 2) -> None:
         self._write = write
         self._max_rows = max_rows
@@ -38,15 +41,15 @@ class GroupCommitter:
         self._tasks = [asyncio.create_task(self._run(), name=f"committer-{i}")
                        for i in range(self._writers)]
 
-    async def submit(self, key: Hashable, rows: Sequence) -> None:
-        """Return once `rows` are committed; raise what the commit raised."""
+    async def submit(self, key: Hashable, rows: Sequence) -> object:
+        """Return this submission's outcome once its batch is written; raise its exception."""
         if not self._tasks:
             raise RuntimeError("committer is not running")
         future = asyncio.get_running_loop().create_future()
         self._queue.append((key, rows, future))
         self._idle.clear()
         self._ready.set()
-        await future
+        return await future
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed or failed."""
@@ -83,25 +86,26 @@ class GroupCommitter:
                 continue
             self._busy += 1
             try:
-                await loop.run_in_executor(self._executor, self._write,
-                                           [(key, rows) for key, rows, _ in taken])
-            except Exception as exc:  # every submitter hears of the failure
-                log.warning("commit of %d rows failed: %s", sum(len(r) for _, r, _ in taken), exc)
-                _settle(taken, exc)
-            else:
-                _settle(taken, None)
+                outcomes = await loop.run_in_executor(self._executor, self._write,
+                                                      [(key, rows) for key, rows, _ in taken])
+            except Exception as exc:  # a bug in the write function: every submitter hears of it
+                log.warning("commit of %d rows failed: %s", sum(len(r) for _, r, _ in taken),
+                            str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+                outcomes = [exc] * len(taken)
+            try:
+                _settle(taken, outcomes)
             finally:
                 self._busy -= 1
                 if not self._busy and not self._queue:
                     self._idle.set()
 
 
-def _settle(taken, exc: BaseException | None) -> None:
-    """Resolve the futures of a batch, skipping those whose waiter has gone."""
-    for _, _, future in taken:
+def _settle(taken, outcomes: Outcomes) -> None:
+    """Resolve each future with its own outcome, skipping those whose waiter has gone."""
+    for (_, _, future), outcome in zip(taken, outcomes, strict=True):
         if future.done():
             continue
-        if exc is None:
-            future.set_result(None)
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
         else:
-            future.set_exception(exc)
+            future.set_result(outcome)

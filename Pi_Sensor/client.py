@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import sqlite3
+import ssl
 import time
 from dataclasses import dataclass, fields
 
@@ -50,12 +51,18 @@ class ClientSettings:
     ping_timeout: float = 20.0
     ack_timeout: float = 30.0
     journal: str = ""
+    ca_file: str = ""
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
         if not self.url or not self.token:
             raise ValueError("--url and --token are required (or url/token in --config, "
                              "or SENSORS_CLIENT_URL / SENSORS_CLIENT_TOKEN)")
+        if _scheme(self.url) not in ("ws", "wss"):
+            raise ValueError(f"--url must start with ws:// or wss://, got {self.url!r}")
+        if self.ca_file and _scheme(self.url) != "wss":
+            raise ValueError("--ca-file needs a wss:// URL (a ws:// link has no certificate to check)")
+        tls_context(self)  # a CA file that cannot be loaded is a usage error, not a retry loop
         positive = ("interval", "spool_max_mb", "backoff_min", "backoff_max", "ping_interval",
                      "ping_timeout", "ack_timeout")
         for name in positive:
@@ -68,6 +75,23 @@ class ClientSettings:
             raise ValueError("--spool-max-readings must be at least 1")
         if not 1 <= self.batch <= MAX_BATCH:
             raise ValueError(f"--batch must be 1..{MAX_BATCH} (the server's limit per message)")
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme in lower case ("" when it has none)."""
+    scheme, sep, _ = url.partition("://")
+    return scheme.lower() if sep else ""
+
+
+def tls_context(settings: ClientSettings) -> ssl.SSLContext | None:
+    """None for ws://; for wss:// a context verifying the server against --ca-file or the system CAs."""
+    if _scheme(settings.url) != "wss":
+        return None
+    try:
+        # create_default_context verifies chain and host name; a cafile replaces the system store.
+        return ssl.create_default_context(cafile=settings.ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load --ca-file {settings.ca_file}: {exc}") from None
 
 
 class ServerError(Exception):
@@ -169,13 +193,20 @@ class Client:
         """Connect, drain the spool, and reconnect with backoff after any failure."""
         s = self.settings
         headers = {"Authorization": f"Bearer {s.token}"}
+        tls = {"ssl": tls_context(s)} if _scheme(s.url) == "wss" else {}  # ssl= is refused on ws://
         while not self._stop.is_set():
             try:
-                async with connect(s.url, additional_headers=headers, open_timeout=s.ack_timeout,
+                async with connect(s.url, additional_headers=headers, open_timeout=s.ack_timeout, **tls,
                                    ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
                                    close_timeout=5, max_size=2 ** 22) as ws:
                     log.info("connected to %s", s.url)
                     await self._drain(ws)
+            except ssl.SSLCertVerificationError as exc:
+                delay = self.backoff.next()
+                log.error("certificate verify failed: %s (server %s; trusted: %s); retrying in %.1f s, "
+                          "%d readings spooled", exc.verify_message, s.url,
+                          s.ca_file or "the system CA store", delay, len(self.spool))
+                await asyncio.sleep(delay)
             except (OSError, WebSocketException, TimeoutError, ServerError, ValueError) as exc:
                 delay = self.backoff.next()
                 log.warning("link down (%s: %s); retrying in %.1f s, %d readings spooled",
@@ -223,7 +254,7 @@ def _finished(reply: dict) -> list[int]:
 
 
 HELP = {
-    "url": "ingest server URL, e.g. ws://192.168.1.10:8080/ingest",
+    "url": "ingest server URL, e.g. wss://sensors.example.org/ingest or ws://192.168.1.10:8080/ingest",
     "token": "device token from `flask --app flask_front add-device NAME`",
     "sensor": "scd30 (Sensirion SCD-30 on I2C) or simulate",
     "interval": "seconds between readings (fractions allowed)",
@@ -237,6 +268,8 @@ HELP = {
     "ping_timeout": "seconds without a pong before the link counts as dead",
     "ack_timeout": "seconds to wait for the server (handshake or ack) before reconnecting",
     "journal": "optional JSON-lines file recording every reading taken (for audits)",
+    "ca_file": "wss:// only: PEM file of the CA (or self-signed certificate) to trust instead of "
+               "the system CA store",
 }
 
 

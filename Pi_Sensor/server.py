@@ -22,15 +22,19 @@ from websockets.http11 import Request
 
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
+from lib.ratelimit import LogLimiter
 from lib.validation import (UNKNOWN_METRIC, FrameError, LegacyFrameError, Limits, Parsed,
                             parse_frame)
-from Pi_Sensor.batcher import Batch, GroupCommitter
+from Pi_Sensor.batcher import GroupCommitter
+from Pi_Sensor.connections import ConnectionCap, raise_open_files_limit, tls_context
+from Pi_Sensor.writer import ReadingWriter
 
 log = logging.getLogger("Pi_Sensor.server")
 
 INGEST_PATHS = ("/", "/ingest")
 CATALOGUE_REFRESH_S = 60.0
 DB_DOWN = "database unavailable: readings not stored, send them again later"
+REVOKED = "device revoked"
 
 
 class CatalogueUnavailable(Exception):
@@ -48,10 +52,15 @@ class IngestServer:
         self.catalogue = Catalogue()
         self._catalogue_loaded = 0.0  # monotonic time the last successful read started
         self._reload: asyncio.Task | None = None
-        self.committer = GroupCommitter(self._write, max_rows=config.getint("ingest", "commit_rows"),
+        self.committer = GroupCommitter(ReadingWriter(self.engine), max_rows=config.getint("ingest", "commit_rows"),
                                         writers=config.getint("ingest", "writers"))
+        self.cap = ConnectionCap(config.getint("ingest", "max_connections"))
+        self._last_stamp: dict[int, int] = {}  # device id -> last ts the server gave a reading
+        self._log_limit = LogLimiter()
         self._server: Server | None = None
         self._refresher: asyncio.Task | None = None
+        self._housekeeper: asyncio.Task | None = None
+        self._stalled_since: dict[ServerConnection, float] = {}
         self._draining = False
         self._inflight = 0
         self._quiet = asyncio.Event()
@@ -65,37 +74,52 @@ class IngestServer:
             log.warning("starting with the built-in metrics until the database answers")
         self.committer.start()
         self._refresher = asyncio.create_task(self._refresh_catalogue_forever())
+        self._housekeeper = asyncio.create_task(self._housekeeping_forever())
         cfg = self.config
+        tls = tls_context(cfg)
         self._server = await serve(
             self._handle, host or cfg.bind_host, cfg.getint("ports", "ingest") if port is None else port,
             process_request=self._process_request,
+            create_connection=self.cap.factory(),
+            ssl=tls,
+            open_timeout=cfg.getfloat("ingest", "handshake_timeout"),
+            close_timeout=cfg.getfloat("ingest", "close_timeout"),
             max_size=cfg.getint("ingest", "max_frame_bytes"),
+            max_queue=cfg.getint("ingest", "max_queued_frames"),
+            write_limit=cfg.getint("ingest", "max_unsent_bytes"),
             ping_interval=cfg.getfloat("ingest", "ping_interval"),
             ping_timeout=cfg.getfloat("ingest", "ping_timeout"),
             compression="deflate" if cfg.getbool("ingest", "compression") else None,
         )
-        log.info("ingest server listening on %s:%d (database %s)", *self.address,
-                 self.engine.url.render_as_string(hide_password=True))
+        log.info("ingest server listening on %s:%d%s (database %s)", *self.address,
+                 " with TLS" if tls else "", self.engine.url.render_as_string(hide_password=True))
 
     @property
     def address(self) -> tuple[str, int]:
         """Host and port actually bound."""
         return self._server.sockets[0].getsockname()[:2]
 
-    async def stop(self, timeout: float = 15.0) -> None:
-        """Stop accepting, let messages in flight commit and be acked, then close."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let messages in flight commit and be acked, then close.
+
+        Bounded: at most [ingest] drain_seconds for commits in flight, then close_timeout (+1 s)
+        for the clients' close handshakes, whatever the clients do.
+        """
         if self._server is None:
             return
+        drain = self.config.getfloat("ingest", "drain_seconds") if timeout is None else timeout
         self._server.server.close()  # the listening socket only; open connections stay
         self._draining = True
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), timeout)
+            await asyncio.wait_for(self._quiet.wait(), drain)
         self._server.close(code=1001, reason="server shutting down")
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), timeout)
+            await asyncio.wait_for(self._server.wait_closed(),
+                                   self.config.getfloat("ingest", "close_timeout") + 1)
         await self.committer.close()
-        if self._refresher:
-            self._refresher.cancel()
+        for task in (self._refresher, self._housekeeper):
+            if task:
+                task.cancel()
         self.engine.dispose()
         self._server = None
         log.info("ingest server stopped")
@@ -119,8 +143,13 @@ class IngestServer:
             return conn.respond(HTTPStatus.OK, "ok\n")
         if path not in INGEST_PATHS:
             return conn.respond(HTTPStatus.NOT_FOUND, "unknown path: connect to /ingest\n")
-        token = _bearer(request.headers.get("Authorization", "")) or \
-            parse_qs(query).get("token", [""])[0]
+        headers = request.headers.get_all("Authorization")
+        if len(headers) > 1:
+            return conn.respond(HTTPStatus.BAD_REQUEST, "more than one Authorization header\n")
+        tokens = parse_qs(query).get("token", [])
+        if len(tokens) > 1:
+            return conn.respond(HTTPStatus.BAD_REQUEST, "more than one token parameter\n")
+        token = _bearer(headers[0] if headers else "") or (tokens[0] if tokens else "")
         if not token:
             return conn.respond(HTTPStatus.UNAUTHORIZED, "missing device token\n")
         try:
@@ -131,6 +160,7 @@ class IngestServer:
         if device_id is None:
             return conn.respond(HTTPStatus.UNAUTHORIZED, "unknown device token\n")
         conn.device_id = device_id
+        self.cap.opened(conn)
         return None
 
     # ---- messages ------------------------------------------------------------
@@ -145,7 +175,7 @@ class IngestServer:
                 self._inflight += 1
                 self._quiet.clear()
                 try:
-                    reply = await self._process(conn.device_id, frame)
+                    reply = await self._process(conn, frame)
                     if reply is not None:
                         await conn.send(reply, text=True)
                 finally:
@@ -155,12 +185,13 @@ class IngestServer:
         except ConnectionClosed:
             pass
 
-    async def _process(self, device_id: int, frame: str | bytes) -> bytes | None:
+    async def _process(self, conn: ServerConnection, frame: str | bytes) -> bytes | None:
         """Return the reply to one frame (None for legacy frames, which get none)."""
+        device_id = conn.device_id
         try:
-            parsed = await self._parse(frame)
+            parsed = await self._parse(device_id, frame)
         except LegacyFrameError as exc:
-            log.warning("device %d: %s", device_id, exc)
+            self._warn(conn, "device %d: %s", device_id, exc)
             return None
         except FrameError as exc:
             return orjson.dumps({"error": str(exc)})
@@ -171,32 +202,100 @@ class IngestServer:
             names = self.catalogue.names
             rows = [(device_id, r.ts_ms, *[r.values.get(n) for n in names]) for r in parsed.readings]
             try:
-                await self.committer.submit(names, rows)
+                failed = await self.committer.submit(names, rows)
             except (SQLAlchemyError, OSError) as exc:
-                log.warning("device %d: %d readings not stored: %s", device_id, len(rows), exc)
+                self._warn(conn, "device %d: %d readings not stored: %s", device_id, len(rows),
+                           storage.describe_error(exc))
                 error = DB_DOWN
+            else:
+                _move_failed(parsed, failed)
         if parsed.legacy:
+            if parsed.rejected:
+                self._warn(conn, "device %d: legacy frame not stored: %s", device_id,
+                           parsed.rejected[0]["error"])
             return None
         return _reply(parsed, error)
 
-    async def _parse(self, frame: str | bytes) -> Parsed:
+    async def _parse(self, device_id: int, frame: str | bytes) -> Parsed:
         """Parse a frame; on an unknown metric, re-read the catalogue and parse again."""
         received = time.monotonic()
-        parsed = parse_frame(frame, self.catalogue, storage.now_ms(), self.limits)
+        parsed = self._parse_now(device_id, frame)
         if any(r["error"].startswith(UNKNOWN_METRIC) for r in parsed.rejected):
             # The metric may have been added since the last load: rejections are final.
             if not await self._catalogue_loaded_since(received):
                 raise CatalogueUnavailable(DB_DOWN)
-            parsed = parse_frame(frame, self.catalogue, storage.now_ms(), self.limits)
+            parsed = self._parse_now(device_id, frame)
         return parsed
 
-    def _write(self, batch: Batch) -> None:
-        """Commit a batch (runs in a writer thread); rows are grouped by column layout."""
-        by_names: dict[tuple[str, ...], list] = {}
-        for names, rows in batch:
-            by_names.setdefault(names, []).extend(rows)
-        for names, rows in by_names.items():
-            storage.write_readings(self.engine, names, rows)
+    def _parse_now(self, device_id: int, frame: str | bytes) -> Parsed:
+        """Parse with the current catalogue; readings stamped here get distinct, rising stamps."""
+        parsed = parse_frame(frame, self.catalogue, storage.now_ms(), self.limits,
+                             last_stamp_ms=self._last_stamp.get(device_id, 0))
+        if parsed.last_stamp_ms:
+            self._last_stamp[device_id] = parsed.last_stamp_ms
+        return parsed
+
+    def _warn(self, conn: ServerConnection, message: str, *args) -> None:
+        """Log a warning about a connection, at most a few per device in 10 s."""
+        suppressed = self._log_limit.allow(getattr(conn, "device_id", None))
+        if suppressed is None:
+            return
+        if suppressed:
+            message += " (%d similar messages suppressed)"
+            args = (*args, suppressed)
+        log.warning(message, *args)
+
+    # ---- housekeeping --------------------------------------------------------
+
+    async def _housekeeping_forever(self) -> None:
+        """Every second: drop clients that read no replies; now and then, close revoked devices."""
+        revoke_every = self.config.getfloat("ingest", "revoke_check_seconds")
+        last_revoke_check = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, revoke_every))
+            if self._server is None:
+                continue
+            self._drop_stalled(time.monotonic())
+            if time.monotonic() - last_revoke_check >= revoke_every:
+                last_revoke_check = time.monotonic()
+                await self._close_revoked()
+
+    def _drop_stalled(self, now: float) -> None:
+        """Abort connections whose unread replies stayed over max_unsent_bytes for ping_timeout.
+
+        Such a client blocks its handler in send() (and with it the frames it keeps sending),
+        and keepalive pings queue behind the same buffer, so nothing else would ever end it.
+        """
+        limit = self.config.getint("ingest", "max_unsent_bytes")
+        patience = self.config.getfloat("ingest", "ping_timeout")
+        for conn in list(self._server.connections):
+            if conn.transport.get_write_buffer_size() <= limit:
+                self._stalled_since.pop(conn, None)
+                continue
+            since = self._stalled_since.setdefault(conn, now)
+            if now - since >= patience:
+                self._stalled_since.pop(conn, None)
+                self._warn(conn, "device %d: client read no replies for %.0f s, connection dropped",
+                           conn.device_id, now - since)
+                conn.transport.abort()
+        for conn in [c for c in self._stalled_since if c not in self._server.all_connections]:
+            del self._stalled_since[conn]
+
+    async def _close_revoked(self) -> None:
+        """Close the connections of devices revoked (or deleted) since they connected."""
+        conns = [c for c in self._server.connections if hasattr(c, "device_id")]
+        if not conns:
+            return
+        try:
+            active = await asyncio.to_thread(storage.active_device_ids, self.engine,
+                                             {c.device_id for c in conns})
+        except SQLAlchemyError as exc:
+            log.warning("cannot check for revoked devices: %s", storage.describe_error(exc))
+            return
+        for conn in conns:
+            if conn.device_id not in active:
+                log.info("device %d revoked: closing its connection", conn.device_id)
+                asyncio.create_task(conn.close(1008, REVOKED))
 
     # ---- catalogue -----------------------------------------------------------
 
@@ -233,6 +332,19 @@ def _bearer(header: str) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def _move_failed(parsed: Parsed, failed: dict[int, str]) -> None:
+    """Turn readings the database did not store into rejections with their reasons."""
+    if not failed:
+        return
+    kept = []
+    for i, reading in enumerate(parsed.readings):
+        if i in failed:
+            parsed.rejected.append({"seq": reading.seq, "error": failed[i]})
+        else:
+            kept.append(reading)
+    parsed.readings = kept
+
+
 def _reply(parsed: Parsed, error: str | None) -> bytes:
     """The JSON reply: acks of committed readings, final rejections, and any error."""
     body: dict = {"ack": [] if error else [r.seq for r in parsed.readings if r.seq is not None],
@@ -252,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    log.info("open files limit: %d", raise_open_files_limit())
 
     async def run() -> None:
         server = IngestServer(config_mod.load())

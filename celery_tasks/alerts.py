@@ -48,7 +48,7 @@ def evaluate(eng: Engine, now_ms: int) -> tuple[Counter, list[tuple[int, str]]]:
             if old is not None and not transitions and _same_but_cursor(old.state, new):
                 cursor_moves[device_id] = (old, new)
                 continue
-            sent = alert_store.save_state(eng, rule.id, device_id, old, new, transitions)
+            sent = alert_store.save_state(eng, rule.id, device_id, old, new, transitions, due_ms=now_ms)
             if sent is None:
                 counts["conflicts"] += 1
                 continue

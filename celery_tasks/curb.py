@@ -19,7 +19,7 @@ RETENTION_LOCK_WAIT_S = 300
 
 @app.task(name="celery_tasks.rollup")
 def rollup() -> dict:
-    """Roll up the pending (device, hour) marks; returns counts."""
+    """Roll up the pending (device, hour) marks of any age; returns counts, late and merged ones included."""
     settings = db.settings()
     cutoffs = RetentionPolicy.from_settings(settings).cutoffs(storage.now_ms())
     budget = BUDGET_SHARE * settings.getfloat("celery", "rollup_seconds")
@@ -28,7 +28,11 @@ def rollup() -> dict:
 
 @app.task(name="celery_tasks.retention")
 def retention() -> dict:
-    """Roll up what is pending, then delete old raw readings, minute rollups and chart renders."""
+    """Roll up what is pending, then delete old raw readings, minute rollups and chart renders.
+
+    The result holds the rollup's counts, the rows deleted, the devices whose cutoffs were
+    recorded (later readings of their deleted hours are merged into the kept rollups) and the cutoffs.
+    """
     from celery_tasks.draw_picture.submit_path import prune_renders  # another module; import late
     settings = db.settings()
     engine = db.engine()

@@ -1,7 +1,7 @@
 """Start Flower with basic auth: `python -m celery_tasks.flower [--show]`.
 
 The password is [auth] flower_password, or one generated on first start into
-var/flower_password (readable by this user only). It reaches Flower through the
+flower_password in [other] var_dir (readable by this user only). It reaches Flower through the
 environment, so it never shows in the process list.
 """
 from __future__ import annotations

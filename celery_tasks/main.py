@@ -14,7 +14,7 @@ TASK_MODULES = ("celery_tasks.curb", "celery_tasks.draw_picture.draw", "celery_t
 
 
 def celery_config(settings: config_mod.Config) -> dict:
-    """Celery settings derived from ours; the embedded transport keeps its files in var/."""
+    """Celery settings derived from ours; beat and the embedded transport keep their files in embedded_dir."""
     queue = settings.get("celery", "queue")
     conf = {
         "broker_url": settings.broker_url,
@@ -40,6 +40,8 @@ def celery_config(settings: config_mod.Config) -> dict:
         "beat_schedule": beat_schedule(settings),
     }
     folder = settings.path("celery", "embedded_dir")
+    # Beat's schedule lives here on every broker, so the folder must exist with RabbitMQ too.
+    folder.mkdir(parents=True, exist_ok=True)
     conf["beat_schedule_filename"] = str(folder / "beat-schedule")
     if settings.uses_rabbitmq:
         conf["result_backend"] = settings.get("celery", "result_backend") or "rpc://"

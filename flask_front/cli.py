@@ -15,7 +15,7 @@ from flask_front.extensions import db
 
 def register(app: Flask) -> None:
     """Attach the commands to `app`."""
-    for command in (init_db, add_device, list_devices, add_metric, list_metrics,
+    for command in (init_db, add_device, list_devices, revoke_device, add_metric, list_metrics,
                     add_alert, list_alerts, delete_alert, list_alert_events):
         app.cli.add_command(command)
 
@@ -47,7 +47,24 @@ def add_device(name: str) -> None:
 def list_devices() -> None:
     """List the registered devices."""
     for device in storage.list_devices(db.engine):
-        click.echo(f"{device.id}\t{device.name}\tregistered {ms_to_iso(device.created_ms)}")
+        revoked = f"\trevoked {ms_to_iso(device.revoked_ms)}" if device.revoked_ms is not None else ""
+        click.echo(f"{device.id}\t{device.name}\tregistered {ms_to_iso(device.created_ms)}{revoked}")
+
+
+@click.command("revoke-device")
+@with_appcontext
+@click.argument("name")
+@click.option("--delete-readings", is_flag=True,
+              help="also delete the device with all its readings, rollups and alerts")
+def revoke_device(name: str, delete_readings: bool) -> None:
+    """Revoke a device: its token stops working now and its connections close within seconds."""
+    try:
+        device = storage.revoke_device(db.engine, name, delete_readings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    kept = "deleted with all its data" if delete_readings else "its readings are kept"
+    click.echo(f"device {device.name!r} (id {device.id}) revoked; {kept}; open connections "
+               "close within [ingest] revoke_check_seconds")
 
 
 @click.command("add-metric")
@@ -63,7 +80,8 @@ def add_metric(name: str, unit: str, min_value: float, max_value: float, label: 
         storage.add_metric(db.engine, Metric(name, unit, min_value, max_value, label))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"metric {name} added; running ingest servers pick it up within a minute")
+    click.echo(f"metric {name} added; running ingest servers accept it at once (they re-read "
+               "the catalogue when a reading names a metric they do not know)")
 
 
 @click.command("list-metrics")

@@ -11,6 +11,13 @@ that comes back after an outage uploads hours of old readings; they are stored a
 up, but alerts are about the present, so old data must neither fire nor resolve an alert.
 For the same reason a pending condition whose last evidence is older than the lookback is
 forgotten rather than completed by the first fresh reading after a long gap.
+
+Times of a transition mean the same for every kind of rule, and never the evaluation time
+(evaluations run every 30 s or so, and may run late): `since` is when the condition began
+(the first breaching reading; for nodata the last reading before the silence), `fired` the
+reading or instant that completed it (for nodata since + duration, the moment the silence
+reached the duration), `resolved` the reading that ended it (for nodata the newest reading,
+which showed the device current again).
 """
 from __future__ import annotations
 
@@ -83,7 +90,7 @@ class State:
 
 @dataclass(frozen=True)
 class Fired:
-    """The rule started firing at at_ms; its condition began at since_ms."""
+    """The condition began at since_ms, complete at at_ms; value: that reading's (None for nodata)."""
 
     since_ms: int
     at_ms: int
@@ -92,7 +99,7 @@ class Fired:
 
 @dataclass(frozen=True)
 class Resolved:
-    """The rule stopped firing at at_ms."""
+    """The reading at at_ms ended the condition; value is that reading's (None for nodata)."""
 
     at_ms: int
     value: float | None
@@ -178,10 +185,12 @@ def evaluate_nodata(rule: Rule, state: State, last_ts_ms: int | None,
     silent = now_ms - last_ts_ms >= rule.duration_ms
     if state.state == "firing":
         if not silent and last_ts_ms > (state.since_ms or 0):
-            return State("ok", None, cursor), Resolved(now_ms, None)
+            return State("ok", None, cursor), Resolved(last_ts_ms, None)
         return replace(state, cursor_ms=cursor), None
     if silent:
-        return State("firing", last_ts_ms, cursor), Fired(last_ts_ms, now_ms, None)
+        # Fired when the silence reached the duration, however late this evaluation runs.
+        fired = Fired(last_ts_ms, last_ts_ms + rule.duration_ms, None)
+        return State("firing", last_ts_ms, cursor), fired
     return State("ok", None, cursor), None
 
 
@@ -226,6 +235,7 @@ class Event:
     resolved_ms: int | None
     fire_sent_ms: int | None
     resolve_sent_ms: int | None
+    resolved_value: float | None = None  # the reading that resolved it; value fired it
 
     def sent_ms(self, notification: str) -> int | None:
         """When the "firing" or "resolved" notification was delivered, or None."""
@@ -242,13 +252,18 @@ def payload(event: Event, notification: str) -> dict:
         raise ValueError(f"notification must be firing or resolved, got {notification!r}")
     rule = Rule(event.rule_id, event.rule_name, None, event.metric, event.kind,
                 event.threshold, event.duration_ms, event.hysteresis)
-    resolved_ms = event.resolved_ms if notification == "resolved" else None
+    resolving = notification == "resolved"
+    resolved_ms = event.resolved_ms if resolving else None
+    resolved_value = event.resolved_value if resolving else None
     return {
         "event_id": event.id, "state": notification,
         "rule_id": event.rule_id, "rule": event.rule_name, "kind": event.kind,
         "condition": rule.describe(), "metric": event.metric, "threshold": event.threshold,
         "hysteresis": event.hysteresis, "duration_s": event.duration_ms / 1000,
-        "device_id": event.device_id, "device": event.device_name, "value": event.value,
+        "device_id": event.device_id, "device": event.device_name,
+        # value: the reading behind this notification; both are also given by name.
+        "value": resolved_value if resolving else event.value,
+        "fired_value": event.value, "resolved_value": resolved_value,
         "since_ms": event.since_ms, "since": _iso(event.since_ms),
         "fired_ms": event.fired_ms, "fired": _iso(event.fired_ms),
         "resolved_ms": resolved_ms, "resolved": _iso(resolved_ms),

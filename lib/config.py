@@ -22,8 +22,11 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "ports": {"flask": "4350", "ingest": "8080", "flower": "5555"},
     "ingest": {"max_readings": "1000", "max_frame_bytes": "1048576", "ping_interval": "20",
                "ping_timeout": "20", "commit_rows": "5000", "writers": "2",
-               "max_future_seconds": "300", "compression": "off"},
-    "other": {"flask_path": "var/charts"},
+               "max_future_seconds": "300", "compression": "off", "max_connections": "10000",
+               "handshake_timeout": "5", "max_unsent_bytes": "65536", "max_queued_frames": "4",
+               "drain_seconds": "8", "close_timeout": "2", "revoke_check_seconds": "2",
+               "tls_cert": "", "tls_key": ""},
+    "other": {"flask_path": "var/charts", "var_dir": "var", "log_max_mb": "10", "log_backups": "5"},
     "celery": {"queue": "sensors", "concurrency": "2", "embedded_dir": "var/celery", "result_backend": "",
                "rollup_seconds": "60",
                "alert_seconds": "30", "retention_seconds": "86400"},
@@ -84,8 +87,8 @@ class Config:
 
     @property
     def var_dir(self) -> Path:
-        """Directory for runtime state (databases, pids, logs, secrets)."""
-        return self.base_dir / "var"
+        """Directory for runtime state (pids, logs, secrets): [other] var_dir."""
+        return self.path("other", "var_dir")
 
     @property
     def uses_mysql(self) -> bool:

@@ -24,7 +24,7 @@ class Base(DeclarativeBase):
 
 
 class Device(Base):
-    """A sensor device; only a SHA-256 hash of its token is kept."""
+    """A sensor device; only a SHA-256 hash of its token is kept; a revoked device keeps its readings."""
 
     __tablename__ = "device"
     __table_args__ = TABLE_ARGS
@@ -33,6 +33,7 @@ class Device(Base):
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # NULL while the token works
 
 
 class MetricRow(Base):
@@ -128,6 +129,24 @@ class RollupPending(Base):
     taken_hi_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
+class RetentionState(Base):
+    """The cutoffs retention last applied to a device, only ever moved forward.
+
+    Raw readings now in an hour before raw_before_ms arrived after retention deleted that
+    hour, so a rollup merges them into the kept rollups instead of recomputing the hour; its
+    minute rows are merged too unless the hour is before minute_before_ms.
+    """
+
+    __tablename__ = "retention_state"
+    __table_args__ = TABLE_ARGS
+
+    device_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("device.id", ondelete="CASCADE"), primary_key=True,
+        autoincrement=False)
+    raw_before_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    minute_before_ms: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 # ---- charts ---------------------------------------------------------------------
 
 class ChartPath(Base):
@@ -187,10 +206,17 @@ class AlertState(Base):
 
 
 class AlertEvent(Base):
-    """One firing of a rule for a device, resolved later; *_sent_ms record delivered webhooks."""
+    """One firing of a rule for a device, resolved later; *_sent_ms record delivered webhooks.
+
+    Times are UTC epoch ms. since/fired/resolved are times of readings (or, for no-data rules,
+    of the silence); *_due_ms are the evaluations that recorded them, which the re-send of
+    lost notifications goes by.
+    """
 
     __tablename__ = "alert_event"
-    __table_args__ = (sa.Index("ix_alert_event_fired_ms", "fired_ms"), TABLE_ARGS)
+    __table_args__ = (sa.Index("ix_alert_event_fired_ms", "fired_ms"),
+                      sa.Index("ix_alert_event_fire_due_ms", "fire_due_ms"),
+                      sa.Index("ix_alert_event_resolve_due_ms", "resolve_due_ms"), TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     rule_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("alert_rule.id", ondelete="CASCADE"))
@@ -198,7 +224,11 @@ class AlertEvent(Base):
     state: Mapped[str] = mapped_column(sa.String(8))  # "firing" or "resolved"
     value: Mapped[float | None] = mapped_column(sa.Double)  # the reading that fired it
     since_ms: Mapped[int] = mapped_column(sa.BigInteger)  # when the condition began
-    fired_ms: Mapped[int] = mapped_column(sa.BigInteger)
-    resolved_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    fired_ms: Mapped[int] = mapped_column(sa.BigInteger)  # the reading/instant that completed it
+    resolved_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # the reading that ended it
     fire_sent_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
     resolve_sent_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Added later, so nullable and last: init_db appends them to an older table in this order.
+    resolved_value: Mapped[float | None] = mapped_column(sa.Double)  # the reading that resolved it
+    fire_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # NULL in rows from before
+    resolve_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -108,6 +108,10 @@ class RetentionPolicy:
         for name in ("raw_days", "minute_days", "chart_days", "batch_rows"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"retention {name} must be positive, got {getattr(self, name)!r}")
+        # Hour rows are recomputed from an hour's minute rows while its raw readings are kept.
+        if self.minute_days < self.raw_days:
+            raise ValueError(f"retention minute_days ({self.minute_days!r}) must be at least "
+                             f"raw_days ({self.raw_days!r})")
 
     @classmethod
     def from_settings(cls, settings) -> RetentionPolicy:
@@ -122,6 +126,13 @@ class RetentionPolicy:
         return Cutoffs(raw_ms=hour_of(now_ms - round(self.raw_days * DAY_MS)),
                        minute_ms=hour_of(now_ms - round(self.minute_days * DAY_MS)),
                        chart_ms=now_ms - round(self.chart_days * DAY_MS))
+
+
+class Retained(NamedTuple):
+    """The cutoffs retention last applied to a device: its raw rows and minute rows before them are gone."""
+
+    raw_ms: int
+    minute_ms: int
 
 
 # ---- planning a rollup run --------------------------------------------------------
@@ -168,10 +179,16 @@ class WorkUnit:
 
 @dataclass(frozen=True)
 class Plan:
-    """Work units oldest hour first, and marks too old to recompute."""
+    """Work units to recompute and units to merge, each oldest hour first.
+
+    A merge unit's hour was deleted from the raw readings by retention, so any raw rows now in
+    it arrived later: they are added into the existing rollups, whole hour, then deleted. Its
+    [start, end) is the minutes whose rows are merged too: the whole hour, or empty (start ==
+    end) when retention deleted the hour's minute rows as well.
+    """
 
     units: tuple[WorkUnit, ...]
-    stale: tuple[Mark, ...]
+    merges: tuple[WorkUnit, ...] = ()
 
 
 def by_hour(marks: Iterable[Mark]) -> dict[int, list[Mark]]:
@@ -182,28 +199,41 @@ def by_hour(marks: Iterable[Mark]) -> dict[int, list[Mark]]:
     return groups
 
 
-def plan(marks: Iterable[Mark], stale_before: int | None = None,
+def merge_span(hour: int, retained: Retained) -> tuple[int, int]:
+    """Minutes of a retained hour whose rows are merged into: all, or none once minute retention took them."""
+    end = hour + HOUR_MS
+    return (hour, end) if hour >= retained.minute_ms else (end, end)
+
+
+def plan(marks: Iterable[Mark], retained: Mapping[int, Retained] | None = None,
          max_devices: int = MAX_DEVICES_PER_UNIT) -> Plan:
     """Group marks by hour and span into units of at most `max_devices` devices.
 
     One span per unit keeps its statements simple primary-key ranges, and a device whose
-    span is wide (late data) does not widen the others'. Hours starting before `stale_before`
-    (the raw cutoff) may have lost raw readings to retention, so recomputing them would
-    overwrite good rollups: they are returned as stale.
+    span is wide (late data) does not widen the others'. A mark of an hour before the raw
+    cutoff that retention last applied to its device ({device_id: Retained}) is a merge:
+    recomputing that hour from what is left of its raw readings would overwrite good rollups.
+    An hour older than the current raw cutoff that retention has not reached yet is still
+    whole, and is recomputed as usual.
     """
     if max_devices < 1:
         raise ValueError("max_devices must be at least 1")
+    retained = retained or {}
     groups: dict[tuple[int, int, int], list[Mark]] = {}
-    stale: list[Mark] = []
+    merges: dict[tuple[int, int, int], list[Mark]] = {}
     for mark in sorted(marks):
         if mark.hour % HOUR_MS:
             raise ValueError(f"pending hour {mark.hour} is not the start of an hour")
-        if stale_before is not None and mark.hour < stale_before:
-            stale.append(mark)
+        kept = retained.get(mark.device_id)
+        if kept is not None and mark.hour < kept.raw_ms:
+            merges.setdefault((mark.hour, *merge_span(mark.hour, kept)), []).append(mark)
         else:
             groups.setdefault((mark.hour, *mark.span), []).append(mark)
-    units = [WorkUnit(hour, start, end, tuple(group[i:i + max_devices]))
-             for (hour, start, end), group in sorted(groups.items())
-             for i in range(0, len(group), max_devices)]
-    return Plan(tuple(units), tuple(stale))
+    return Plan(_units(groups, max_devices), _units(merges, max_devices))
 
+
+def _units(groups: Mapping[tuple[int, int, int], list[Mark]], max_devices: int) -> tuple[WorkUnit, ...]:
+    """Units of at most `max_devices` marks per (hour, start, end) group, in key order."""
+    return tuple(WorkUnit(hour, start, end, tuple(group[i:i + max_devices]))
+                 for (hour, start, end), group in sorted(groups.items())
+                 for i in range(0, len(group), max_devices))

@@ -144,7 +144,8 @@ def test_stale_pending_starts_over():
     (None, T, None),                      # never reported: nothing to miss
     (T, T + 2 * MIN - 1, None),
     (T, T + 2 * MIN, Fired(T, T + 2 * MIN, None)),
-    (T, T + 10 * MIN, Fired(T, T + 10 * MIN, None)),
+    # A late evaluation still says when the silence reached the duration, not when it looked.
+    (T, T + 10 * MIN, Fired(T, T + 2 * MIN, None)),
 ])
 def test_nodata_fires_when_silent_for_the_duration(last, now, expected):
     state, transition = evaluate_nodata(rule("nodata", duration_ms=2 * MIN), State(), last, now)
@@ -162,7 +163,8 @@ def test_nodata_resolves_when_the_device_is_current_again(last, now, resolves):
     r = rule("nodata", duration_ms=2 * MIN)
     firing = State("firing", T, T)
     state, transition = evaluate_nodata(r, firing, last, now)
-    assert (transition == Resolved(now, None)) is resolves
+    # Resolved at the reading that showed the device current again, not at the evaluation.
+    assert (transition == Resolved(last, None)) is resolves
     assert state.state == ("ok" if resolves else "firing")
 
 
@@ -216,14 +218,78 @@ def test_resend_window_waits_past_delivery():
     assert now - end == delivery_window_ms(20, 10) + 120_000
 
 
+def event(**fields) -> Event:
+    """A resolved co2 event: fired by 1234.5 at T + 300 s, resolved by 940.0 at T + 900 s."""
+    base = dict(id=7, rule_id=1, rule_name="co2 high", kind="above", metric="co2", threshold=1000.0,
+                hysteresis=50.0, duration_ms=300_000, device_id=3, device_name="lab-pi",
+                state="resolved", value=1234.5, since_ms=T, fired_ms=T + 300_000,
+                resolved_ms=T + 900_000, fire_sent_ms=T + 300_100, resolve_sent_ms=None,
+                resolved_value=940.0)
+    return Event(**(base | fields))
+
+
 def test_payload():
-    event = Event(7, 1, "co2 high", "above", "co2", 1000.0, 50.0, 300_000, 3, "lab-pi", "resolved",
-                  1234.5, T, T + 300_000, T + 900_000, T + 300_100, None)
-    body = payload(event, "firing")
+    body = payload(event(), "firing")
     assert body["event_id"] == 7 and body["state"] == "firing" and body["device"] == "lab-pi"
     assert body["condition"] == "co2 above 1000 for 300 s (hysteresis 50)"
     assert body["since"] == "2026-09-21T14:13:20.000Z" and body["fired_ms"] == T + 300_000
     assert body["resolved"] is None
-    assert payload(event, "resolved")["resolved_ms"] == T + 900_000
+    assert payload(event(), "resolved")["resolved_ms"] == T + 900_000
     with pytest.raises(ValueError):
-        payload(event, "pending")
+        payload(event(), "pending")
+
+
+@pytest.mark.parametrize("notification,value,resolved_ms,resolved_value", [
+    ("firing", 1234.5, None, None),              # the reading that fired it
+    ("resolved", 940.0, T + 900_000, 940.0),     # the reading that resolved it
+])
+def test_payload_value_is_the_reading_of_the_transition(notification, value, resolved_ms,
+                                                        resolved_value):
+    body = payload(event(), notification)
+    assert (body["value"], body["fired_value"], body["resolved_value"]) == \
+        (value, 1234.5, resolved_value)
+    assert (body["since_ms"], body["fired_ms"], body["resolved_ms"]) == (T, T + 300_000, resolved_ms)
+    assert body["resolved"] == (None if resolved_ms is None else "2026-09-21T14:28:20.000Z")
+
+
+def test_payload_of_a_nodata_event_has_no_values():
+    body = payload(event(kind="nodata", metric=None, threshold=None, hysteresis=0.0, value=None,
+                         resolved_value=None), "resolved")
+    assert (body["value"], body["fired_value"], body["resolved_value"]) == (None, None, None)
+    assert body["condition"] == "no data for 300 s"
+
+
+def test_payload_keys_are_documented():
+    """Every field of the body, in order: the README documents exactly these."""
+    assert list(payload(event(), "resolved")) == [
+        "event_id", "state", "rule_id", "rule", "kind", "condition", "metric", "threshold",
+        "hysteresis", "duration_s", "device_id", "device", "value", "fired_value", "resolved_value",
+        "since_ms", "since", "fired_ms", "fired", "resolved_ms", "resolved", "text"]
+
+
+# ---- what the time fields mean, for every kind of rule --------------------------------
+
+def transitions_of(kind: str, evaluated_late_ms: int) -> list:
+    """Fire and resolve a 2-minute rule of `kind`, each evaluation `evaluated_late_ms` late."""
+    if kind == "nodata":
+        r = rule("nodata", duration_ms=2 * MIN)
+        state, fired = evaluate_nodata(r, State(), T, T + 2 * MIN + evaluated_late_ms)
+        new_ts = T + 5 * MIN
+        _, resolved = evaluate_nodata(r, state, new_ts, new_ts + evaluated_late_ms)
+        return [fired, resolved]
+    r = rule(kind, threshold=1000.0 if kind == "above" else 10.0, duration_ms=2 * MIN, hysteresis=0.0)
+    bad, good = (1100.0, 900.0) if kind == "above" else (5.0, 15.0)
+    readings = [(T + i * 10_000, bad) for i in range(13)] + [(T + 13 * 10_000, good)]
+    _, transitions = run(r, State(), readings, T + 13 * 10_000 + evaluated_late_ms)
+    return transitions
+
+
+@pytest.mark.parametrize("late_ms", [0, 25_000])
+@pytest.mark.parametrize("kind,resolved_at", [("above", T + 130_000), ("below", T + 130_000),
+                                              ("nodata", T + 5 * MIN)])
+def test_time_fields_mean_the_same_for_every_kind(kind, resolved_at, late_ms):
+    """since = when the condition began, fired = since + duration at the earliest (the reading
+    or instant that completed it), resolved = the reading that ended it; none is the evaluation time."""
+    fired, resolved = transitions_of(kind, late_ms)
+    assert (fired.since_ms, fired.at_ms) == (T, T + 2 * MIN)
+    assert resolved.at_ms == resolved_at

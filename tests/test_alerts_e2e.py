@@ -129,7 +129,42 @@ def test_fires_once_and_resolves_once(settings, engine, device, ingest, celery_w
     assert (fired["since_ms"], fired["fired_ms"]) == (t0 + MIN, fired_at)
     assert fired["since"] == ms_to_iso(t0 + MIN) and fired["resolved"] is None
     assert (resolved["resolved_ms"], resolved["resolved"]) == (t0 + 210_000, ms_to_iso(t0 + 210_000))
+    # The resolved body carries the reading that resolved it (900 at t0 + 210 s), not the 1200.
+    assert (resolved["value"], resolved["resolved_value"], resolved["fired_value"]) == (900.0, 900.0, 1200.0)
+    assert (fired["fired_value"], fired["resolved_value"]) == (1200.0, None)
+    assert (resolved["since_ms"], resolved["fired_ms"]) == (t0 + MIN, fired_at)
     assert event.fire_sent_ms and event.resolve_sent_ms
+
+
+def test_nodata_alert_times_are_the_silence_not_the_evaluation(settings, engine, device, ingest,
+                                                              celery_worker, receiver):
+    hook = receiver()
+    worker = celery_worker(webhook_settings(settings, hook.url), broker="rabbitmq")
+    st.add_rule(engine, name="pi silent", kind="nodata", duration_ms=2 * MIN, device_id=device.id)
+    t0 = start_ms()
+    send(ingest, device.token, t0, [600.0] * 6)  # the last reading at t0 + 50 s
+    silent_at = t0 + 50_000 + 2 * MIN
+
+    def evaluate(now_ms):
+        return worker.call("celery_tasks.evaluate_alerts", now_ms)
+
+    assert evaluate(silent_at - 1)["firing"] == 0
+    assert evaluate(silent_at + 25_000)["firing"] == 1  # an evaluation 25 s after the instant
+    [fired] = hook.wait(1)
+    send(ingest, device.token, t0 + 10 * MIN, [610.0] * 3)  # back: t0 + 10 min .. + 20 s
+    assert evaluate(t0 + 10 * MIN + 30_000)["resolved"] == 1
+    _, resolved = hook.wait(2)
+
+    assert (fired["state"], fired["kind"], fired["condition"]) == ("firing", "nodata", "no data for 120 s")
+    for body in (fired, resolved):
+        assert (body["since_ms"], body["since"]) == (t0 + 50_000, ms_to_iso(t0 + 50_000))
+        assert (body["fired_ms"], body["fired"]) == (silent_at, ms_to_iso(silent_at))
+        assert (body["value"], body["fired_value"], body["resolved_value"], body["metric"]) == \
+            (None, None, None, None)
+    assert fired["resolved_ms"] is None
+    # Resolved by the newest reading, which showed the device current again.
+    assert (resolved["resolved_ms"], resolved["resolved"]) == \
+        (t0 + 10 * MIN + 20_000, ms_to_iso(t0 + 10 * MIN + 20_000))
 
 
 def test_failed_delivery_is_retried_and_delivered_once(settings, engine, device, ingest,
@@ -173,10 +208,11 @@ def test_a_notification_lost_before_queueing_is_resent_once(settings, engine, de
 def fired_event(engine, device_id: int, t: int, resolved: bool = False) -> int:
     rule_id = st.add_rule(engine, name="co2 high", kind="above", metric="co2", threshold=1000.0)
     [(event_id, _)] = st.save_state(engine, rule_id, device_id, None, State("firing", t, t),
-                                    [Fired(t, t, 1500.0)])
+                                    [Fired(t, t, 1500.0)], due_ms=t)
     if resolved:
         old = st.load_states(engine, rule_id)[device_id]
-        st.save_state(engine, rule_id, device_id, old, State("ok", None, t + 1), [Resolved(t + 1, 1.0)])
+        st.save_state(engine, rule_id, device_id, old, State("ok", None, t + 1), [Resolved(t + 1, 1.0)],
+                      due_ms=t + 1)
     return event_id
 
 

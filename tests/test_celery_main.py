@@ -1,6 +1,8 @@
 """The Celery app's configuration, derived from db_config.ini and SENSORS_* variables."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from celery_tasks.main import TASK_MODULES, beat_schedule, celery_config, make_celery
@@ -29,6 +31,14 @@ def test_rabbitmq_uses_amqp_and_rpc_results(tmp_path):
     assert conf["broker_url"] == "amqp://pi:s3cret@mq.lan:5672/"
     assert conf["result_backend"] == "rpc://"
     assert "broker_transport_options" not in conf
+
+
+@pytest.mark.parametrize("env", [{}, {"SENSORS_RABBITMQ_HOST": "mq.lan"}], ids=["embedded", "rabbitmq"])
+def test_beat_schedule_folder_exists_on_every_broker(tmp_path, env):
+    """Beat's schedule file can be created whichever broker is configured (it lives in embedded_dir)."""
+    conf = celery_config(cfg(tmp_path, **env))
+    schedule = Path(conf["beat_schedule_filename"])
+    assert schedule.parent == tmp_path / "celery" and schedule.parent.is_dir()
 
 
 def test_result_backend_can_be_chosen(tmp_path):

@@ -74,7 +74,7 @@ def test_list_alert_events(cli, engine, device):
     rule_id = st.add_rule(engine, name="co2 high", kind="above", metric="co2", threshold=1000.0)
     T = 1_790_000_000_000
     [(event_id, _)] = st.save_state(engine, rule_id, device.id, None, State("firing", T, T),
-                                    [Fired(T, T, 1234.5)])
+                                    [Fired(T, T, 1234.5)], due_ms=T)
     st.mark_sent(engine, event_id, "firing", T + 1)
     result = cli("list-alert-events")
     assert result.exit_code == 0, result.output

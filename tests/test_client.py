@@ -6,10 +6,12 @@ import json
 import logging
 import math
 import sqlite3
+import ssl
 import time
 import types
 
 import pytest
+import trustme
 
 from lib import storage
 from Pi_Sensor import client as client_mod
@@ -19,6 +21,7 @@ from Pi_Sensor.spool import Spool
 from tests.conftest import stored
 
 AUTH = ["--url", "ws://pi.example/ingest", "--token", "tok"]
+WSS = ["--url", "wss://pi.example/ingest", "--token", "tok"]
 GOOD = {"co2": 500.0, "temperature": 20.0, "humidity": 40.0}
 LAYERS = {  # interval, batch, sensor as set by each layer
     "config": ("7.5", "70", "config-sensor"),
@@ -74,6 +77,12 @@ MISSING = "--url and --token are required"
     (AUTH + ["--batch", "x"], {}, "invalid int value"),
     (AUTH, {"SENSORS_CLIENT_BATCH": "1.5"}, "invalid literal"),
     (AUTH + ["--config", "/nonexistent/client.ini"], {}, "cannot read"),
+    (["--url", "http://x/ingest", "--token", "t"], {}, "--url must start with ws:// or wss://"),
+    (["--url", "x:8080/ingest", "--token", "t"], {}, "--url must start with ws:// or wss://"),
+    (AUTH + ["--ca-file", "/etc/hostname"], {}, "--ca-file needs a wss:// URL"),
+    (AUTH, {"SENSORS_CLIENT_CA_FILE": "/etc/hostname"}, "--ca-file needs a wss:// URL"),
+    (WSS + ["--ca-file", "/nonexistent/ca.pem"], {}, "cannot load --ca-file /nonexistent/ca.pem"),
+    (WSS + ["--ca-file", "/etc/hostname"], {}, "cannot load --ca-file /etc/hostname"),
     pytest.param(AUTH + ["--interval", "nan"], {}, "--interval", id="interval-nan"),
     pytest.param(AUTH + ["--interval", "inf"], {}, "--interval", id="interval-inf"),
 ])
@@ -83,6 +92,46 @@ def test_unusable_settings_refused(argv, env, message, capsys):
         load_settings(argv, environ=env)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ca_pem(tmp_path_factory) -> str:
+    """A PEM file holding a freshly made CA certificate."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("layer", ["config", "env", "cli"])
+def test_ca_file_from_every_layer(tmp_path, ca_pem, layer):
+    """ca_file comes from [client], SENSORS_CLIENT_CA_FILE or --ca-file, like the other options."""
+    argv, env = ["--url", "wss://pi.example/ingest", "--token", "t"], {}
+    if layer == "config":
+        (tmp_path / "c.ini").write_text(f"[client]\nca_file = {ca_pem}\n")
+        argv += ["--config", str(tmp_path / "c.ini")]
+    elif layer == "env":
+        env["SENSORS_CLIENT_CA_FILE"] = ca_pem
+    else:
+        argv += ["--ca-file", ca_pem]
+    assert load_settings(argv, environ=env).ca_file == ca_pem
+
+
+@pytest.mark.parametrize("url,ca,context", [
+    ("ws://pi.example/ingest", False, None),
+    ("wss://pi.example/ingest", False, "system"),
+    ("WSS://pi.example/ingest", False, "system"),
+    ("wss://pi.example/ingest", True, "ca-file"),
+])
+def test_tls_context(ca_pem, url, ca, context):
+    """ws:// gets no TLS; wss:// verifies the certificate and host name against the CAs chosen."""
+    ctx = client_mod.tls_context(ClientSettings(url=url, token="t", ca_file=ca_pem if ca else ""))
+    if context is None:
+        assert ctx is None
+        return
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    subjects = [dict(x[0] for x in c["subject"]).get("organizationName", "") for c in ctx.get_ca_certs()]
+    # --ca-file replaces the system store rather than adding to it.
+    assert (len(subjects) == 1 and subjects[0].startswith("trustme")) is (context == "ca-file")
 
 
 def test_help_mentions_every_option(capsys):

@@ -92,6 +92,17 @@ def account(engine, device_id: int, client: ClientProcess) -> Account:
                    sum(1 for ts, v in stored.items() if ts in generated and generated[ts] != v))
 
 
+def journal_spooled(client: ClientProcess) -> None:
+    """Journal what a killed client spooled but had no time to journal (it writes the spool first)."""
+    journaled = {json.loads(line)["ts"] for line in client.journal.read_text().splitlines()}
+    with sqlite3.connect(client.spool) as spool:
+        rows = spool.execute("SELECT seq, ts_ms, readings FROM spool ORDER BY seq").fetchall()
+    with client.journal.open("a") as journal:
+        for seq, ts_ms, values in rows:
+            if ts_ms not in journaled:
+                journal.write(json.dumps({"seq": seq, "ts": ts_ms, "values": json.loads(values)}) + "\n")
+
+
 def wait_caught_up(engine, device_id: int, client: ClientProcess, timeout: float = 60) -> float:
     """Seconds until the database holds all but the last few readings generated."""
     start = time.monotonic()
@@ -160,6 +171,7 @@ def test_client_killed_mid_batch_and_restarted(server_process, engine, device, t
     client = ClientProcess(server.url, device.token, tmp_path, "client", "--batch", "20")
     time.sleep(1)  # a batch is in flight, unacked, and a backlog builds up in the spool
     client.stop(signal.SIGKILL)
+    journal_spooled(client)
     unlock()  # the batch is committed now, but its ack goes to a dead client
     deadline = time.monotonic() + 10
     while storage.count_readings(engine, device.id) == 0:

@@ -80,3 +80,25 @@ def test_tasks_through_a_worker(setup):
     assert count(engine, "SELECT MIN(ts) FROM reading") == recent
     assert count(engine, "SELECT COUNT(*) FROM rollup_1h") == 3  # the old hour kept
     assert count(engine, "SELECT COUNT(*) FROM rollup_1m") == 120 + 60
+
+
+def test_a_backlog_older_than_the_raw_retention_reaches_the_hourly_rollups(setup):
+    """A Pi back after a long outage: its readings 40 and 400 days old are kept as rollups."""
+    worker, engine, device = setup
+    now = storage.now_ms()
+    storage.write_readings(engine, METRICS, rows(device, hour_of(now) - HOUR_MS, 10))
+    worker.call("celery_tasks.retention")  # ran daily while the Pi was away
+    month, year = hour_of(now - 40 * DAY_MS), hour_of(now - 400 * DAY_MS)
+    storage.write_readings(engine, METRICS, rows(device, month, 120) + rows(device, year, 120))
+    result = worker.call("celery_tasks.rollup")
+    assert (result["late_hours"], result["late_readings"], result["merged_hours"]) == (2, 240, 2), result
+    for hour in (month, year):
+        assert rollups.read_rollups(engine, "rollup_1h", device, "co2", hour, hour + HOUR_MS) == [
+            (hour, 120, 459.5, 400.0, 519.0)]
+    assert count(engine, f"SELECT COUNT(*) FROM rollup_1m WHERE bucket >= {month} "
+                         f"AND bucket < {month + HOUR_MS}") == 60
+    assert count(engine, f"SELECT COUNT(*) FROM rollup_1m WHERE bucket < {month}") == 0  # past minute_days
+    assert count(engine, f"SELECT COUNT(*) FROM reading WHERE ts < {hour_of(now) - HOUR_MS}") == 0
+    result = worker.call("celery_tasks.retention")
+    assert (result["raw_rows"], result["rollup"]["marks"], result["devices"]) == (0, 0, 1), result
+    assert count(engine, "SELECT SUM(co2_n) FROM rollup_1h") == 250

@@ -72,3 +72,20 @@ def test_real_flask_command_from_another_directory(settings, engine, tmp_path):
     out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert storage.authenticate(engine, out.stdout.strip().splitlines()[-1]) is not None
+
+
+@pytest.mark.parametrize("delete", [False, True])
+def test_revoke_device(app, engine, delete):
+    token = app.test_cli_runner().invoke(args=["add-device", "lab-pi"]).output.strip().splitlines()[-1]
+    device_id = storage.authenticate(engine, token)
+    storage.write_readings(engine, ["co2"], [(device_id, 1_790_000_000_000, 500.0)])
+    args = ["revoke-device", "lab-pi"] + (["--delete-readings"] if delete else [])
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "revoked" in result.output
+    assert storage.authenticate(engine, token) is None
+    assert storage.count_readings(engine, device_id) == (0 if delete else 1)
+    listed = app.test_cli_runner().invoke(args=["list-devices"]).output
+    assert ("lab-pi" not in listed) if delete else ("revoked" in listed)
+    missing = app.test_cli_runner().invoke(args=["revoke-device", "nobody"])
+    assert missing.exit_code != 0 and "no device named 'nobody'" in missing.output

@@ -20,11 +20,9 @@ from tests.conftest import settings_env
 
 
 @pytest.fixture
-def var_settings(tmp_path, monkeypatch) -> config_mod.Config:
-    """Settings whose var/ folder is in tmp_path."""
-    cfg = config_mod.load(environ={})
-    monkeypatch.setattr(config_mod.Config, "var_dir", property(lambda self: tmp_path / "var"))
-    return cfg
+def var_settings(tmp_path) -> config_mod.Config:
+    """Settings whose [other] var_dir is in tmp_path."""
+    return config_mod.load(environ={"SENSORS_OTHER_VAR_DIR": str(tmp_path / "var")})
 
 
 def test_password_is_generated_once_and_private(var_settings, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from lib import config as config_mod
-from lib.rollup import (DAY_MS, HOUR_MS, MINUTE_MS, Aggregate, Cutoffs, Mark, RetentionPolicy,
+from lib.rollup import (DAY_MS, HOUR_MS, MINUTE_MS, Aggregate, Cutoffs, Mark, Retained, RetentionPolicy,
                         aggregate_rows, align, hour_of, merge_all, minute_of, plan)
 
 T = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the start of an hour
@@ -100,6 +100,13 @@ def test_policy_refuses_non_positive(field, value):
         RetentionPolicy(**{field: value})
 
 
+def test_policy_refuses_minutes_kept_shorter_than_raw():
+    """Hour rows are recomputed from minute rows, so those must outlive the raw readings."""
+    with pytest.raises(ValueError, match="minute_days"):
+        RetentionPolicy(raw_days=30, minute_days=29)
+    assert RetentionPolicy(raw_days=30, minute_days=30).minute_days == 30
+
+
 @pytest.mark.parametrize("now", [T, T + 1, T + HOUR_MS - 1, T + 17 * MINUTE_MS])
 def test_cutoffs_fall_on_hour_starts(now):
     cut = RetentionPolicy(raw_days=30, minute_days=365, chart_days=7).cutoffs(now)
@@ -120,7 +127,7 @@ def test_plan_groups_marks_by_hour_oldest_first():
     assert [(u.hour, u.device_ids) for u in work.units] == [(T, [1, 3]), (T + HOUR_MS, [1, 2])]
     assert work.units[0].marks == (Mark(T, 1, 5), Mark(T, 3, 1))  # gens kept as read
     assert work.units[0].end == T + HOUR_MS
-    assert work.stale == ()
+    assert work.merges == ()
 
 
 def test_plan_splits_large_hours():
@@ -129,18 +136,33 @@ def test_plan_splits_large_hours():
     assert [u.device_ids for u in work.units] == [[0, 1, 2], [3, 4, 5], [6]]
 
 
-@pytest.mark.parametrize("stale_before, stale_hours", [
+@pytest.mark.parametrize("retained, merges", [
     (None, []),
-    (T, []),  # an hour starting at the cutoff is kept whole by retention
-    (T + 1, [T]),
-    (T + HOUR_MS, [T]),
-    (T + 2 * HOUR_MS, [T, T + HOUR_MS]),
+    ({2: Retained(T + 2 * HOUR_MS, T)}, []),  # another device's retention
+    ({1: Retained(T - HOUR_MS, T - HOUR_MS)}, []),  # retention has not reached these hours yet
+    ({1: Retained(T, T)}, []),  # an hour starting at the cutoff is kept whole by retention
+    ({1: Retained(T + 1, T)}, [(T, T, T + HOUR_MS)]),
+    ({1: Retained(T + HOUR_MS, T)}, [(T, T, T + HOUR_MS)]),
+    ({1: Retained(T + 2 * HOUR_MS, T)}, [(T, T, T + HOUR_MS), (T + HOUR_MS, T + HOUR_MS, T + 2 * HOUR_MS)]),
+    # Minutes past their own retention get no rows: an empty span at the hour's end.
+    ({1: Retained(T + 2 * HOUR_MS, T + HOUR_MS)},
+     [(T, T + HOUR_MS, T + HOUR_MS), (T + HOUR_MS, T + HOUR_MS, T + 2 * HOUR_MS)]),
+    ({1: Retained(T + 2 * HOUR_MS, T + 9 * HOUR_MS)},
+     [(T, T + HOUR_MS, T + HOUR_MS), (T + HOUR_MS, T + 2 * HOUR_MS, T + 2 * HOUR_MS)]),
 ])
-def test_plan_separates_stale_marks(stale_before, stale_hours):
-    marks = [Mark(T, 1, 0), Mark(T + HOUR_MS, 1, 0)]
-    work = plan(marks, stale_before)
-    assert [m.hour for m in work.stale] == stale_hours
-    assert sorted([m for u in work.units for m in u.marks] + list(work.stale)) == sorted(marks)
+def test_plan_merges_the_marks_of_hours_retention_deleted(retained, merges):
+    marks = [Mark(T, 1, 0, T + 5, T + 5), Mark(T + HOUR_MS, 1, 0)]
+    work = plan(marks, retained)
+    assert [(u.hour, u.start, u.end) for u in work.merges] == merges
+    assert sorted([m for u in work.units + work.merges for m in u.marks]) == sorted(marks)
+
+
+def test_plan_merges_by_hour_and_minute_retention():
+    retained = {d: Retained(T + HOUR_MS, T + HOUR_MS * (d % 2)) for d in range(1, 6)}
+    work = plan([Mark(T, d, 0) for d in range(1, 6)] + [Mark(T, 6, 0)], retained, max_devices=2)
+    assert [(u.start, u.device_ids) for u in work.merges] == [
+        (T, [2, 4]), (T + HOUR_MS, [1, 3]), (T + HOUR_MS, [5])]
+    assert [u.device_ids for u in work.units] == [[6]]
 
 
 def test_plan_empty():

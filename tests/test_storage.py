@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from decimal import Decimal
 from enum import IntEnum
 from fractions import Fraction
@@ -129,15 +130,132 @@ def test_metric_named_like_an_sql_keyword_is_refused_or_works(engine, device, na
 
 
 def test_write_readings_stores_rows_and_keeps_the_first_duplicate(engine, device):
-    """Rows are stored with NULL for missing values; a replayed (device, ts) keeps the first copy."""
+    """Rows are stored with NULL for missing values; a (device, ts) taken by other values is reported."""
     names = ["co2", "temperature", "humidity"]
-    storage.write_readings(engine, names, [(device.id, TS, 400.0, 21.5, None),
-                                           (device.id, TS + 1, 401.0, None, 40.0),
-                                           (device.id, TS, 999.0, 99.0, 99.0)])
-    storage.write_readings(engine, names, [(device.id, TS + 1, 1.0, 1.0, 1.0)])
+    failed = storage.write_readings(engine, names, [(device.id, TS, 400.0, 21.5, None),
+                                                    (device.id, TS + 1, 401.0, None, 40.0),
+                                                    (device.id, TS, 999.0, 99.0, 99.0)])
+    assert failed == {2: storage.DUPLICATE_TS}
+    assert storage.write_readings(engine, names, [(device.id, TS + 1, 1.0, 1.0, 1.0)]) == {
+        0: storage.DUPLICATE_TS}
     assert stored(engine, device.id) == [(TS, 400.0, 21.5, None), (TS + 1, 401.0, None, 40.0)]
     assert storage.count_readings(engine, device.id) == 2
-    storage.write_readings(engine, names, [])  # nothing to do
+    assert storage.write_readings(engine, names, []) == {}  # nothing to do
+
+
+def test_a_replay_with_the_same_values_counts_as_stored(engine, device):
+    """Re-sending a stored reading (its ack was lost) is no failure, in one call or in two."""
+    names = ["co2", "temperature", "humidity"]
+    rows = [(device.id, TS, 400.0, 21.5, None), (device.id, TS + 1, 0.1 + 0.2, -3e-7, 1e300)]
+    assert storage.write_readings(engine, names, rows) == {}
+    assert storage.write_readings(engine, names, rows + [(device.id, TS + 2, 1.0, None, None)]) == {}
+    assert storage.write_readings(engine, names, [rows[0], rows[0]]) == {}
+    assert storage.count_readings(engine, device.id) == 3
+
+
+def test_rows_of_a_deleted_device_are_reported_not_stored(engine, device):
+    """A device deleted mid-flight: its rows fail (SQLite raises, MariaDB's IGNORE drops them)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM device WHERE id = {int(device.id)}")
+    try:
+        failed = storage.write_readings(engine, ["co2"], [(device.id, TS, 1.0)])
+    except sa.exc.IntegrityError:
+        failed = {0: "raised"}
+    assert failed and storage.count_readings(engine, device.id) == 0
+
+
+def test_the_fast_path_reads_nothing_back(engine, device, monkeypatch):
+    """The comparison with stored rows runs only when the insert stored fewer rows than given."""
+    calls = []
+    monkeypatch.setattr(storage, "_unstored", lambda *a: calls.append(a) or {})
+    storage.write_readings(engine, ["co2"], [(device.id, TS + i, 1.0) for i in range(10)])
+    assert calls == []
+    storage.write_readings(engine, ["co2"], [(device.id, TS, 1.0)])
+    assert len(calls) == 1
+
+
+def test_revoke_device_stops_its_token_and_keeps_its_readings(engine, device):
+    storage.write_readings(engine, ["co2"], [(device.id, TS, 1.0)])
+    assert storage.authenticate(engine, device.token) == device.id
+    info = storage.revoke_device(engine, device.name)
+    assert info.id == device.id and info.revoked_ms is not None
+    assert storage.authenticate(engine, device.token) is None
+    assert storage.active_device_ids(engine, [device.id]) == set()
+    assert storage.count_readings(engine, device.id) == 1
+    assert storage.revoke_device(engine, device.name).revoked_ms == info.revoked_ms  # idempotent
+    with pytest.raises(ValueError, match="revoked"):
+        storage.add_device(engine, device.name)
+
+
+def test_revoke_device_with_delete_readings_frees_the_name(engine, device):
+    other, _ = storage.add_device(engine, "pi-other")
+    storage.write_readings(engine, ["co2"], [(device.id, TS + i, 1.0) for i in range(25)]
+                           + [(other.id, TS, 2.0)])
+    storage.revoke_device(engine, device.name, delete_readings=True, batch=10)
+    assert storage.count_readings(engine, device.id) == 0
+    assert storage.count_readings(engine, other.id) == 1
+    assert [d.name for d in storage.list_devices(engine)] == ["pi-other"]
+    storage.add_device(engine, device.name)
+    with pytest.raises(ValueError, match="no device named"):
+        storage.revoke_device(engine, "nobody")
+
+
+def test_a_bad_catalogue_row_is_skipped_and_the_rest_work(engine, device):
+    """A hand-made row with min = max, or one whose column is missing, stops nothing else."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO metric (name, unit, min_value, max_value, label) "
+                             "VALUES ('flat', 'x', 5, 5, ''), ('ghost', 'x', 0, 1, ''), "
+                             "('Bad Name', 'x', 0, 1, '')")
+    assert storage.load_catalogue(engine).names == ("co2", "temperature", "humidity")
+    storage.write_readings(engine, ["co2", "temperature", "humidity"], [(device.id, TS, 1.0, 2.0, 3.0)])
+    storage.init_db(engine)  # works with the bad rows present, and gives 'ghost' its columns
+    assert storage.load_catalogue(engine).names == ("co2", "temperature", "humidity", "ghost")
+
+
+def test_add_metric_interrupted_after_its_columns_can_be_repeated(engine, device, monkeypatch):
+    """Columns come before the row: an interrupted add-metric leaves nothing ingest would use."""
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+    real_insert = storage.sa.insert
+    monkeypatch.setattr(storage.sa, "insert", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))
+    monkeypatch.setattr(storage.sa, "insert", real_insert)
+    assert "pressure" in columns(engine) and "pressure" not in storage.load_catalogue(engine)
+    storage.write_readings(engine, storage.load_catalogue(engine).names, [(device.id, TS, 1.0, 2.0, 3.0)])
+    storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))
+    assert "pressure" in storage.load_catalogue(engine)
+    with pytest.raises(ValueError, match="already exists"):
+        storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))
+
+
+def test_a_catalogue_row_without_its_column_is_skipped(engine, device):
+    """The old order (row first) interrupted: the row names a missing column; ingest goes on."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO metric (name, unit, min_value, max_value, label) "
+                             "VALUES ('pressure', 'hPa', 300, 1100, '')")
+    assert "pressure" not in storage.load_catalogue(engine)
+    storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))  # finishes the job
+    assert "pressure" in storage.load_catalogue(engine)
+
+
+def test_add_metric_gives_up_on_a_busy_table_instead_of_stalling_ingest(settings, engine):
+    """On MariaDB a long reader holds the table's metadata lock: add-metric waits at most briefly."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("metadata locks are MariaDB's")
+    reader = engine.connect()
+    reader.begin()
+    reader.exec_driver_sql("SELECT COUNT(*) FROM reading").all()  # holds the lock until rollback
+    try:
+        started = time.monotonic()
+        with pytest.raises(ValueError, match="busy.*again"):
+            storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))
+        assert time.monotonic() - started < storage.DDL_LOCK_WAIT_S + 3
+    finally:
+        reader.rollback()
+        reader.close()
+    storage.add_metric(engine, Metric("pressure", "hPa", 300, 1100))
+    assert "pressure" in storage.load_catalogue(engine)
 
 
 def test_same_ts_for_two_devices_is_two_rows(engine, device):
@@ -276,7 +394,7 @@ def test_injection_through_a_reading_never_reaches_sql(engine, device):
         {"seq": 5, "ts": "2023-11-14T22:13:20Z'); DROP TABLE reading; --", "values": {"co2": 1.0}},
     ]})
     parsed = ingest(engine, device.id, frame)
-    assert [r["seq"] for r in parsed.rejected] == [1, 2, "1); DROP TABLE reading; --", 5]
+    assert [r["seq"] for r in parsed.rejected] == [1, 2, None, 5]  # only integer seqs are echoed
     assert "unknown metric" in parsed.rejected[0]["error"]
     assert "co2 must be a number" in parsed.rejected[1]["error"]
     with pytest.raises(FrameError):

@@ -28,6 +28,13 @@ def co2_rule(engine, **fields):
                                   | fields))
 
 
+def due_times(engine, event_id: int) -> tuple:
+    """(fire_due_ms, resolve_due_ms) of an event."""
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.text("SELECT fire_due_ms, resolve_due_ms FROM alert_event "
+                                          "WHERE id = :i"), {"i": event_id}).one())
+
+
 def count_events(engine) -> int:
     with engine.connect() as conn:
         return conn.scalar(sa.text("SELECT COUNT(*) FROM alert_event"))
@@ -97,7 +104,8 @@ def test_last_reading_ms(engine, device):
 def test_save_state_opens_and_closes_events(engine, device):
     rule_id = co2_rule(engine)
     firing = State("firing", T, T + 60_000)
-    sent = st.save_state(engine, rule_id, device.id, None, firing, [Fired(T, T + 60_000, 1100.0)])
+    sent = st.save_state(engine, rule_id, device.id, None, firing, [Fired(T, T + 60_000, 1100.0)],
+                         due_ms=T + 65_000)
     [(event_id, kind)] = sent
     assert kind == "firing"
     stored = st.load_states(engine, rule_id)[device.id]
@@ -107,19 +115,22 @@ def test_save_state_opens_and_closes_events(engine, device):
         ("firing", 1100.0, T, T + 60_000, None)
     assert (event.rule_name, event.device_name, event.metric) == ("co2 high", device.name, "co2")
     ok = State("ok", None, T + 90_000)
-    assert st.save_state(engine, rule_id, device.id, stored, ok, [Resolved(T + 90_000, 900.0)]) == \
-        [(event_id, "resolved")]
+    assert st.save_state(engine, rule_id, device.id, stored, ok, [Resolved(T + 90_000, 900.0)],
+                         due_ms=T + 95_000) == [(event_id, "resolved")]
     stored = st.load_states(engine, rule_id)[device.id]
     assert stored.event_id is None and stored.version == 2
     event = st.get_event(engine, event_id)
-    assert (event.state, event.resolved_ms, event.value) == ("resolved", T + 90_000, 1100.0)
+    # The firing reading's value stays; the resolving reading's is kept beside it.
+    assert (event.state, event.resolved_ms, event.value, event.resolved_value) == \
+        ("resolved", T + 90_000, 1100.0, 900.0)
+    assert due_times(engine, event_id) == (T + 65_000, T + 95_000)
     assert [e.id for e in st.list_events(engine)] == [event_id]
 
 
 def test_fire_and_resolve_in_one_save(engine, device):
     rule_id = co2_rule(engine)
     sent = st.save_state(engine, rule_id, device.id, None, State("ok", None, T + 20_000),
-                         [Fired(T, T, 1100.0), Resolved(T + 20_000, 900.0)])
+                         [Fired(T, T, 1100.0), Resolved(T + 20_000, 900.0)], due_ms=T + 30_000)
     assert [kind for _, kind in sent] == ["firing", "resolved"] and sent[0][0] == sent[1][0]
     assert st.load_states(engine, rule_id)[device.id].event_id is None
 
@@ -128,11 +139,13 @@ def test_fire_and_resolve_in_one_save(engine, device):
 def test_optimistic_concurrency_keeps_one_transition(engine, device, first_exists):
     rule_id = co2_rule(engine)
     if first_exists:
-        st.save_state(engine, rule_id, device.id, None, State("pending", T, T), [])
+        st.save_state(engine, rule_id, device.id, None, State("pending", T, T), [], due_ms=T)
     old = st.load_states(engine, rule_id).get(device.id)  # both evaluators read this version
     firing = State("firing", T, T + 60_000)
-    won = st.save_state(engine, rule_id, device.id, old, firing, [Fired(T, T + 60_000, 1100.0)])
-    lost = st.save_state(engine, rule_id, device.id, old, firing, [Fired(T, T + 60_000, 1200.0)])
+    won = st.save_state(engine, rule_id, device.id, old, firing, [Fired(T, T + 60_000, 1100.0)],
+                        due_ms=T + 60_000)
+    lost = st.save_state(engine, rule_id, device.id, old, firing, [Fired(T, T + 60_000, 1200.0)],
+                         due_ms=T + 60_000)
     assert len(won) == 1 and lost is None
     assert count_events(engine) == 1
     assert st.get_event(engine, won[0][0]).value == 1100.0
@@ -140,7 +153,7 @@ def test_optimistic_concurrency_keeps_one_transition(engine, device, first_exist
 
 def test_save_cursors_skips_rows_changed_meanwhile(engine, device):
     rule_id = co2_rule(engine)
-    st.save_state(engine, rule_id, device.id, None, State("ok", None, T), [])
+    st.save_state(engine, rule_id, device.id, None, State("ok", None, T), [], due_ms=T)
     old = st.load_states(engine, rule_id)[device.id]
     st.save_cursors(engine, rule_id, {device.id: (old, State("ok", None, T + 10_000))})
     assert st.load_states(engine, rule_id)[device.id].state.cursor_ms == T + 10_000
@@ -208,20 +221,27 @@ def test_nodata_rule_for_every_device(engine, device):
     never, _ = storage.add_device(engine, "never-reported")
     write(engine, device.id, [1.0, 2.0])
     assert evaluate(engine, T + 120_000)[1] == []
-    [(event_id, kind)] = evaluate(engine, T + 130_000)[1]
+    [(event_id, kind)] = evaluate(engine, T + 135_000)[1]
     assert kind == "firing"
-    assert st.get_event(engine, event_id).since_ms == T + 10_000
+    event = st.get_event(engine, event_id)
+    # Silent since the last reading; fired when the silence reached 2 minutes, not at the evaluation.
+    assert (event.since_ms, event.fired_ms, event.value) == (T + 10_000, T + 130_000, None)
     assert evaluate(engine, T + 300_000)[1] == []
-    write(engine, device.id, [3.0], start=T + 290_000)
+    write(engine, device.id, [3.0, 4.0], start=T + 280_000)
     assert evaluate(engine, T + 300_000)[1] == [(event_id, "resolved")]
+    event = st.get_event(engine, event_id)
+    assert (event.resolved_ms, event.resolved_value) == (T + 290_000, None)  # the newest reading
+    assert due_times(engine, event_id) == (T + 135_000, T + 300_000)
     assert st.load_states(engine, st.load_rules(engine)[0].id).get(never.id) is None
 
 
 def test_mark_sent_once_and_unsent_window(engine, device):
     rule_id = co2_rule(engine)
-    [(first, _)] = st.save_state(engine, rule_id, device.id, None, State("firing", T, T), [Fired(T, T, 1.0)])
+    [(first, _)] = st.save_state(engine, rule_id, device.id, None, State("firing", T, T),
+                                 [Fired(T, T, 1.0)], due_ms=T)
     old = st.load_states(engine, rule_id)[device.id]
-    st.save_state(engine, rule_id, device.id, old, State("ok", None, T + 5000), [Resolved(T + 5000, 0.0)])
+    st.save_state(engine, rule_id, device.id, old, State("ok", None, T + 5000), [Resolved(T + 5000, 0.0)],
+                  due_ms=T + 5000)
     assert st.unsent(engine, T, T + 10_000) == [(first, "firing"), (first, "resolved")]
     assert st.unsent(engine, T + 1, T + 10_000) == [(first, "resolved")]
     assert st.unsent(engine, T - 10_000, T) == []
@@ -235,6 +255,54 @@ def test_mark_sent_once_and_unsent_window(engine, device):
 
 def test_deleting_a_rule_deletes_its_states_and_events(engine, device):
     rule_id = co2_rule(engine)
-    st.save_state(engine, rule_id, device.id, None, State("firing", T, T), [Fired(T, T, 1.0)])
+    st.save_state(engine, rule_id, device.id, None, State("firing", T, T), [Fired(T, T, 1.0)], due_ms=T)
     assert st.delete_rule(engine, rule_id)
     assert count_events(engine) == 0 and st.load_states(engine, rule_id) == {}
+
+
+def test_unsent_goes_by_when_notifications_became_due(engine, device):
+    """A no-data alert fires at an old instant (last reading + duration) but is due when evaluated."""
+    day = 86_400_000
+    rule_id = st.add_rule(engine, name="silent", kind="nodata", duration_ms=600_000)
+    [(event_id, _)] = st.save_state(engine, rule_id, device.id, None, State("firing", T - day, T),
+                                    [Fired(T - day, T - day + 600_000, None)], due_ms=T)
+    assert st.unsent(engine, T - day, T - day + 3_600_000) == []
+    assert st.unsent(engine, T, T + 30_000) == [(event_id, "firing")]
+    old = st.load_states(engine, rule_id)[device.id]
+    st.save_state(engine, rule_id, device.id, old, State("ok", None, T + 60_000),
+                  [Resolved(T - 60_000, None)], due_ms=T + 60_000)
+    assert st.unsent(engine, T - 60_000, T) == []  # not by the resolving reading's time
+    assert st.unsent(engine, T + 60_000, T + 90_000) == [(event_id, "resolved")]
+
+
+def test_unsent_falls_back_to_transition_times_of_events_stored_before_upgrade(engine, device):
+    """Rows written before the due columns existed were stamped with the evaluation time anyway."""
+    rule_id = co2_rule(engine)
+    [(event_id, _)] = st.save_state(engine, rule_id, device.id, None, State("firing", T, T),
+                                    [Fired(T, T, 1.0)], due_ms=T + 5000)
+    old = st.load_states(engine, rule_id)[device.id]
+    st.save_state(engine, rule_id, device.id, old, State("ok", None, T + 20_000),
+                  [Resolved(T + 20_000, 0.0)], due_ms=T + 25_000)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alert_event SET fire_due_ms = NULL, resolve_due_ms = NULL"))
+    assert st.unsent(engine, T, T + 1) == [(event_id, "firing")]
+    assert st.unsent(engine, T + 20_000, T + 20_001) == [(event_id, "resolved")]
+    assert st.unsent(engine, T + 5000, T + 6000) == []
+
+
+def test_init_db_adds_the_event_columns_to_an_older_table(settings, engine, device):
+    """An installation from before resolved_value and the due times gets them on init_db."""
+    added = ("resolved_value", "fire_due_ms", "resolve_due_ms")
+    with engine.begin() as conn:
+        for index in ("ix_alert_event_fire_due_ms", "ix_alert_event_resolve_due_ms"):
+            on = "" if engine.dialect.name == "sqlite" else " ON alert_event"
+            conn.exec_driver_sql(f"DROP INDEX {index}{on}")
+        for column in added:
+            conn.exec_driver_sql(f"ALTER TABLE alert_event DROP COLUMN {column}")
+    assert not set(added) & {c["name"] for c in sa.inspect(engine).get_columns("alert_event")}
+    storage.init_db(engine)
+    assert set(added) <= {c["name"] for c in sa.inspect(engine).get_columns("alert_event")}
+    rule_id = co2_rule(engine)
+    [(event_id, _), _] = st.save_state(engine, rule_id, device.id, None, State("ok", None, T),
+                                       [Fired(T, T, 1100.0), Resolved(T, 900.0)], due_ms=T)
+    assert st.get_event(engine, event_id).resolved_value == 900.0

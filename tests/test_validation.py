@@ -169,12 +169,14 @@ def test_python_floats_nan_and_inf_via_parse_message():
                                {"seq": 2, "error": "humidity is inf, not a finite number"}]
 
 
-@pytest.mark.parametrize("text", ['{"values": {"co2": NaN}}', '{"values": {"co2": Infinity}}',
-                                  '{"values": {"co2": 1e400}}'])
-def test_json_has_no_nan_or_infinity(text):
-    """NaN, Infinity and overflowing numbers in JSON make the frame invalid JSON."""
-    with pytest.raises(FrameError, match="frame is not valid JSON"):
-        parse_frame(text, CAT, NOW)
+@pytest.mark.parametrize(("text", "error"), [
+    ('{"values": {"co2": NaN}}', "co2 is nan, not a finite number"),
+    ('{"values": {"co2": Infinity}}', "co2 is inf, not a finite number"),
+    ('{"values": {"co2": 1e400}}', "co2 is inf, not a finite number"),
+])
+def test_json_nan_infinity_and_overflow_reject_the_reading(text, error):
+    """NaN, Infinity (not JSON) and numbers a double cannot hold reject just their reading."""
+    assert parse_frame(text, CAT, NOW).rejected == [{"seq": None, "error": error}]
 
 
 def test_mixed_valid_and_invalid_readings():
@@ -186,7 +188,7 @@ def test_mixed_valid_and_invalid_readings():
     ]}), CAT, NOW)
     assert [r.seq for r in parsed.readings] == [1, 3, 6]
     assert [(r["seq"], r["error"].split(" ")[0]) for r in parsed.rejected] == [
-        (2, "co2"), (None, "reading"), (4, "humidity"), (5, "ts"), ("x", "seq")]
+        (2, "co2"), (None, "reading"), (4, "humidity"), (5, "ts"), (None, "seq")]
     assert "humidity 140.0 is outside 0..100" in parsed.rejected[2]["error"]
 
 
@@ -259,11 +261,12 @@ def test_legacy_frames(text, values):
     ("612,21.5,40,1", "legacy frame needs 3 comma-separated numbers"),
     ("612,,40", "legacy frame: temperature '' is not a number"),
     ("abc,21.5,40", "legacy frame: co2 'abc' is not a number"),
-    ("nan,21.5,40", "legacy frame: co2 is nan, not a finite number"),
-    ("612,inf,40", "legacy frame: temperature is inf, not a finite number"),
-    ("612,-Infinity,40", "legacy frame: temperature is -inf, not a finite number"),
-    ("612,21.5,NaN", "legacy frame: humidity is nan, not a finite number"),
-    ("612,21.5,1e999", "legacy frame: humidity is inf"),
+    ("nan,21.5,40", "legacy frame: co2 'nan' is not a number"),
+    ("612,inf,40", "legacy frame: temperature 'inf' is not a number"),
+    ("612,-Infinity,40", "legacy frame: temperature '-Infinity' is not a number"),
+    ("612,21.5,NaN", "legacy frame: humidity 'NaN' is not a number"),
+    ("612,21.5,1e999", "legacy frame: humidity '1e999' is not a number"),
+    ("612,21.5,1" + "0" * 400, "legacy frame: humidity is inf, not a finite number"),
     ("612,21.5,140", "legacy frame: humidity 140.0 is outside 0..100"),
     ("612,-41,40", "legacy frame: temperature -41.0 is outside -40..125"),
     ("1); DROP TABLE reading; --,1,1", "legacy frame: co2 '1); DROP TABLE reading; --' is not a number"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import secrets
 import time
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
-from lib.models import ROLLUP_TABLES, Base, Device, MetricRow, Reading, rollup_columns
+from lib.models import (ROLLUP_TABLES, Base, Device, MetricRow, Reading, rollup_column_names,
+                        rollup_columns)
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +65,39 @@ def make_engine(url: str, pre_ping: bool = True) -> Engine:
 def init_db(engine: Engine) -> None:
     """Create missing tables, seed the built-in metrics, add missing metric columns."""
     Base.metadata.create_all(engine)
+    _add_model_columns(engine)
     with engine.begin() as conn:
         known = set(conn.scalars(sa.select(MetricRow.name)))
         for metric in BUILTIN_METRICS:
             if metric.name not in known:
                 conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
     _add_missing_columns(engine)
+
+
+def _add_model_columns(engine: Engine) -> None:
+    """Add nullable model columns that an older installation's tables lack (create_all skips them).
+
+    A stopgap until schema migrations arrive: only columns declared nullable without a default
+    may be added here, so the upgrade never has to invent values for existing rows.
+    """
+    inspector = sa.inspect(engine)
+    tables = set(inspector.get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name not in tables:
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable or column.server_default is not None:
+                raise RuntimeError(f"cannot add column {table.name}.{column.name} to an existing "
+                                   "table: it is not a plain nullable column")
+            kind = column.type.compile(engine.dialect) + " NULL"
+            with engine.begin() as conn:
+                conn.exec_driver_sql(_add_column_ddl(engine, table.name, column.name, kind))
+            log.info("added column %s.%s", table.name, column.name)
+        for index in table.indexes:  # indexes over columns added above
+            index.create(engine, checkfirst=True)
 
 
 def _metric_row(metric: Metric) -> dict:
@@ -79,20 +108,44 @@ def _metric_row(metric: Metric) -> dict:
 
 def _add_missing_columns(engine: Engine) -> None:
     """Give `reading` and the rollup tables columns for every catalogue metric that lacks them."""
-    inspector = sa.inspect(engine)
-    present = {table: {c["name"] for c in inspector.get_columns(table)}
-               for table in (Reading.__tablename__, *(t.name for t in ROLLUP_TABLES))}
-    with engine.begin() as conn:
-        for name in conn.scalars(sa.select(MetricRow.name).order_by(MetricRow.name)):
+    with engine.connect() as conn:
+        names = list(conn.scalars(sa.select(MetricRow.name).order_by(MetricRow.name)))
+    for name in names:
+        try:
             check_name(name)
-            if name not in present[Reading.__tablename__]:
-                conn.exec_driver_sql(_add_column_ddl(engine, Reading.__tablename__, name, "DOUBLE NULL"))
-                log.info("added column reading.%s", name)
-            for table in ROLLUP_TABLES:
-                for column in rollup_columns(name):
-                    if column.name not in present[table.name]:
-                        kind = "INTEGER NOT NULL DEFAULT 0" if column.name.endswith("_n") else "DOUBLE NULL"
-                        conn.exec_driver_sql(_add_column_ddl(engine, table.name, column.name, kind))
+        except ValueError as exc:  # a hand-made row: load_catalogue skips it too
+            log.warning("metric row %r skipped: %s", name, exc)
+            continue
+        _add_columns_for(engine, name)
+
+
+# On MariaDB an ALTER waits for a metadata lock behind long readers, and every insert queues
+# behind the ALTER meanwhile: bound that wait so ingest stalls at most this long.
+DDL_LOCK_WAIT_S = 2
+
+
+def _add_columns_for(engine: Engine, name: str) -> None:
+    """Add a metric's missing columns to `reading` and the rollup tables (idempotent)."""
+    present = _metric_columns(engine)
+    wanted = [(Reading.__tablename__, check_name(name), "DOUBLE NULL")]
+    for table in ROLLUP_TABLES:
+        for column in rollup_columns(name):
+            kind = "INTEGER NOT NULL DEFAULT 0" if column.name.endswith("_n") else "DOUBLE NULL"
+            wanted.append((table.name, column.name, kind))
+    for table, column, kind in wanted:
+        if column in present[table]:
+            continue
+        with engine.begin() as conn:
+            if engine.dialect.name == "mysql":
+                conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {DDL_LOCK_WAIT_S}")
+            try:
+                conn.exec_driver_sql(_add_column_ddl(engine, table, column, kind))
+            except sa.exc.OperationalError as exc:
+                if _error_code(exc) != 1205:
+                    raise
+                raise ValueError(f"table {table} is busy (a long query holds it); nothing was "
+                                 f"changed for {name}: run the command again in a moment") from None
+        log.info("added column %s.%s", table, column)
 
 
 def _add_column_ddl(engine: Engine, table: str, column: str, kind: str) -> str:
@@ -104,34 +157,82 @@ def _add_column_ddl(engine: Engine, table: str, column: str, kind: str) -> str:
 # ---- metric catalogue ---------------------------------------------------------
 
 def load_catalogue(engine: Engine) -> Catalogue:
-    """Read the catalogue from the database, built-in metrics first."""
+    """Read the usable catalogue: built-in metrics first, bad rows logged and skipped.
+
+    A row is usable when it is a valid Metric and its columns exist, so one bad row (or an
+    add-metric interrupted half-way) never stops the other metrics.
+    """
     with engine.connect() as conn:
         rows = conn.execute(sa.select(MetricRow)).all()
+    columns = _metric_columns(engine)
     builtin = [m.name for m in BUILTIN_METRICS]
     order = {name: i for i, name in enumerate(builtin)}
     rows.sort(key=lambda r: (order.get(r.name, len(order)), r.name))
-    return Catalogue(Metric(r.name, r.unit, r.min_value, r.max_value, r.label) for r in rows)
+    metrics = []
+    for r in rows:
+        try:
+            metric = Metric(r.name, r.unit, r.min_value, r.max_value, r.label or "")
+        except (ValueError, TypeError) as exc:
+            _warn_once(r.name, "metric row %r skipped: %s", r.name, exc)
+            continue
+        if not _has_columns(columns, metric.name):
+            _warn_once(r.name, "metric %r skipped: its columns are missing (run add-metric %s again)",
+                       r.name, r.name)
+            continue
+        metrics.append(metric)
+    return Catalogue(metrics)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args) -> None:
+    """Log a catalogue problem once per process, not on every reload."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message, *args)
+
+
+def _metric_columns(engine: Engine) -> dict[str, set[str]]:
+    """Column names of `reading` and the rollup tables."""
+    inspector = sa.inspect(engine)
+    return {table: {c["name"] for c in inspector.get_columns(table)}
+            for table in (Reading.__tablename__, *(t.name for t in ROLLUP_TABLES))}
+
+
+def _has_columns(columns: Mapping[str, set[str]], name: str) -> bool:
+    """Whether every column a metric needs exists."""
+    return name in columns[Reading.__tablename__] and all(
+        set(rollup_column_names(name)) <= columns[t.name] for t in ROLLUP_TABLES)
 
 
 def add_metric(engine: Engine, metric: Metric) -> None:
-    """Add a metric to the catalogue and its column to `reading`."""
-    with engine.begin() as conn:
+    """Add a metric's columns, then its catalogue row; safe to interrupt and to run again.
+
+    Columns come first, so a row never names a missing column; a run interrupted after the
+    columns leaves nothing that ingest would use, and repeating it finishes the job.
+    """
+    with engine.connect() as conn:
         exists = conn.scalar(sa.select(MetricRow.name).where(MetricRow.name == metric.name))
-        if exists:
-            raise ValueError(f"metric {metric.name!r} already exists")
-        conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
-    _add_missing_columns(engine)
+    if exists and _has_columns(_metric_columns(engine), metric.name):
+        raise ValueError(f"metric {metric.name!r} already exists")
+    _add_columns_for(engine, metric.name)
+    if not exists:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
+    _WARNED.discard(metric.name)
 
 
 # ---- devices ------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A device as shown to administrators."""
+    """A device as shown to administrators; revoked_ms is set once its token stops working."""
 
     id: int
     name: str
     created_ms: int
+    revoked_ms: int | None = None
 
 
 def hash_token(token: str) -> str:
@@ -148,8 +249,11 @@ def add_device(engine: Engine, name: str) -> tuple[DeviceInfo, str]:
     token = "sd_" + secrets.token_urlsafe(32)
     created = now_ms()
     with engine.begin() as conn:
-        if conn.scalar(sa.select(Device.id).where(Device.name == name)) is not None:
-            raise ValueError(f"device {name!r} already exists")
+        revoked = conn.execute(sa.select(Device.revoked_ms).where(Device.name == name)).first()
+        if revoked is not None:
+            hint = (" (revoked: revoke-device NAME --delete-readings frees the name)"
+                    if revoked[0] is not None else "")
+            raise ValueError(f"device {name!r} already exists{hint}")
         result = conn.execute(sa.insert(Device).values(
             name=name, token_hash=hash_token(token), created_ms=created))
         device_id = result.inserted_primary_key[0]
@@ -157,19 +261,52 @@ def add_device(engine: Engine, name: str) -> tuple[DeviceInfo, str]:
 
 
 def authenticate(engine: Engine, token: str) -> int | None:
-    """Return the id of the device holding `token`, or None."""
+    """Return the id of the device holding `token`, or None (unknown or revoked)."""
     if not token:
         return None
     with engine.connect() as conn:
-        return conn.scalar(sa.select(Device.id).where(Device.token_hash == hash_token(token)))
+        return conn.scalar(sa.select(Device.id).where(Device.token_hash == hash_token(token),
+                                                      Device.revoked_ms.is_(None)))
 
 
 def list_devices(engine: Engine) -> list[DeviceInfo]:
-    """All devices by name."""
+    """All devices by name, revoked ones included."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(Device.id, Device.name, Device.created_ms)
+        rows = conn.execute(sa.select(Device.id, Device.name, Device.created_ms, Device.revoked_ms)
                             .order_by(Device.name)).all()
     return [DeviceInfo(*row) for row in rows]
+
+
+def active_device_ids(engine: Engine, device_ids: Iterable[int]) -> set[int]:
+    """The ids among `device_ids` that still exist and are not revoked."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return set()
+    with engine.connect() as conn:
+        return set(conn.scalars(sa.select(Device.id).where(Device.id.in_(ids),
+                                                           Device.revoked_ms.is_(None))))
+
+
+def revoke_device(engine: Engine, name: str, delete_readings: bool = False,
+                  batch: int = 5000) -> DeviceInfo:
+    """Stop a device's token at once; with delete_readings, also delete it with all its data.
+
+    Open connections of the device are closed by the ingest servers, which check every
+    [ingest] revoke_check_seconds. Readings are deleted in batches so ingest is not held up.
+    """
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(Device.id, Device.name, Device.created_ms, Device.revoked_ms)
+                           .where(Device.name == name)).first()
+        if row is None:
+            raise ValueError(f"no device named {name!r} (see list-devices)")
+        revoked = row.revoked_ms if row.revoked_ms is not None else now_ms()
+        conn.execute(sa.update(Device).where(Device.id == row.id).values(revoked_ms=revoked))
+    if delete_readings:
+        from lib.storage.rollups import delete_before  # imports this module, so not at the top
+        delete_before(engine, Reading.__tablename__, row.id, 2 ** 62, batch)
+        with engine.begin() as conn:  # rollups, marks, charts and alert rows go by cascade
+            conn.execute(sa.delete(Device).where(Device.id == row.id))
+    return DeviceInfo(row.id, row.name, row.created_ms, revoked)
 
 
 # ---- readings -----------------------------------------------------------------
@@ -208,16 +345,90 @@ def insert_readings_sql(dialect: str, metric_names: Sequence[str], rows: Sequenc
     return f"{verb} reading (device_id,ts,{names}) VALUES {values}"
 
 
-def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[Row]) -> None:
-    """Store readings in one transaction; rows already stored are kept as they were."""
+DUPLICATE_TS = "another reading of this device is stored at this millisecond"
+NOT_STORED = "not stored: the device is no longer registered"
+
+
+def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[Row]) -> dict[int, str]:
+    """Store readings in one transaction; return {row index: reason} of the rows not stored.
+
+    A row whose (device, ts) is already stored with the same values is a replay and counts
+    as stored. Only when the inserts report fewer rows than given are rows read back, so the
+    check costs nothing on the fast path.
+    """
     if not rows:
-        return
+        return {}
     dialect = engine.dialect.name
     step = CHUNK_ROWS.get(dialect, 500)
     with engine.begin() as conn:
+        inserted = 0
         for start in range(0, len(rows), step):
-            conn.exec_driver_sql(insert_readings_sql(dialect, metric_names, rows[start:start + step]))
-        mark_pending(conn, hour_spans(rows))
+            inserted += conn.exec_driver_sql(
+                insert_readings_sql(dialect, metric_names, rows[start:start + step])).rowcount
+        failed = {} if inserted == len(rows) else _unstored(conn, metric_names, rows)
+        if failed:
+            rows = [row for i, row in enumerate(rows) if i not in failed]
+        if rows:
+            mark_pending(conn, hour_spans(rows))
+    return failed
+
+
+def _unstored(conn: sa.Connection, metric_names: Sequence[str], rows: Sequence[Row]) -> dict[int, str]:
+    """Compare rows with what is stored at their (device, ts): {index: reason} of those that differ."""
+    columns = [Reading.__table__.c.ts] + [sa.column(check_name(n)) for n in metric_names]
+    stored: dict[tuple[int, int], tuple] = {}
+    by_device: dict[int, list[int]] = {}
+    for row in rows:
+        by_device.setdefault(row[0], []).append(row[1])
+    for device_id, stamps in by_device.items():
+        for start in range(0, len(stamps), 1000):
+            query = (sa.select(*columns).select_from(Reading.__table__)
+                     .where(Reading.__table__.c.device_id == device_id,
+                            Reading.__table__.c.ts.in_(stamps[start:start + 1000])))
+            for found in conn.execute(query):
+                stored[(device_id, found[0])] = tuple(found[1:])
+    failed = {}
+    for i, row in enumerate(rows):
+        have = stored.get((row[0], row[1]))
+        if have is None:
+            failed[i] = NOT_STORED  # MariaDB's INSERT IGNORE drops rows failing a foreign key
+        elif not _same_values(have, row[2:]):
+            failed[i] = DUPLICATE_TS
+    return failed
+
+
+def _same_values(stored: Sequence, given: Sequence) -> bool:
+    """Whether a stored row holds the given values; MariaDB may round subnormal doubles in the last digit."""
+    return all(a == b or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9))
+               for a, b in zip(stored, given, strict=True))
+
+
+# DBAPI error codes meaning the database cannot be reached or is overloaded, not that these
+# rows are wrong: MySQL client errors 2003/2006/2013/2055, lock wait timeout 1205, deadlock 1213.
+_UNAVAILABLE_CODES = frozenset({2003, 2006, 2013, 2055, 1205, 1213})
+
+
+def _error_code(exc: sa.exc.DBAPIError) -> int | None:
+    """The driver's numeric error code, when it has one."""
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error says the database is down or busy (retrying elsewhere won't help)."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return isinstance(exc, (sa.exc.SQLAlchemyError, OSError))
+    if exc.connection_invalidated or _error_code(exc) in _UNAVAILABLE_CODES:
+        return True
+    text = str(exc.orig).lower()
+    return "locked" in text or "unable to open" in text or "disk" in text
+
+
+def describe_error(exc: BaseException, limit: int = 300) -> str:
+    """A database error in one short line, without the SQL statement it carried."""
+    orig = getattr(exc, "orig", None) or exc
+    text = f"{type(orig).__name__}: {orig}".replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 HOUR_MS = 3_600_000

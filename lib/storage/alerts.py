@@ -121,9 +121,12 @@ def load_states(engine: Engine, rule_id: int) -> dict[int, StoredState]:
 
 
 def save_state(engine: Engine, rule_id: int, device_id: int, old: StoredState | None,
-               new: State, transitions: Sequence[Transition]) -> list[tuple[int, str]] | None:
+               new: State, transitions: Sequence[Transition], *,
+               due_ms: int) -> list[tuple[int, str]] | None:
     """Write a new state and its events in one transaction; None when another evaluator won.
 
+    due_ms is the evaluation time: when the notifications became due, which the re-send of
+    lost ones goes by (a transition's own time can be long before it, see lib.alerts).
     Returns the notifications to send: (event_id, "firing"|"resolved") per transition.
     """
     try:
@@ -133,13 +136,13 @@ def save_state(engine: Engine, rule_id: int, device_id: int, old: StoredState | 
             notifications = []
             for transition in transitions:
                 if isinstance(transition, Fired):
-                    event_id = _open_event(conn, rule_id, device_id, transition)
+                    event_id = _open_event(conn, rule_id, device_id, transition, due_ms)
                     notifications.append((event_id, "firing"))
                 elif event_id is None:
                     log.warning("alert rule %s, device %s resolved without an open event",
                                 rule_id, device_id)
                 else:
-                    _close_event(conn, event_id, transition)
+                    _close_event(conn, event_id, transition, due_ms)
                     notifications.append((event_id, "resolved"))
                     event_id = None
             if event_id != before:
@@ -169,18 +172,19 @@ def _claim(conn: sa.Connection, rule_id: int, device_id: int, old: StoredState |
         raise Conflict()
 
 
-def _open_event(conn: sa.Connection, rule_id: int, device_id: int, fired: Fired) -> int:
+def _open_event(conn: sa.Connection, rule_id: int, device_id: int, fired: Fired, due_ms: int) -> int:
     """Insert a firing event and return its id."""
     result = conn.execute(sa.insert(AlertEvent).values(
         rule_id=rule_id, device_id=device_id, state="firing", value=fired.value,
-        since_ms=fired.since_ms, fired_ms=fired.at_ms))
+        since_ms=fired.since_ms, fired_ms=fired.at_ms, fire_due_ms=due_ms))
     return result.inserted_primary_key[0]
 
 
-def _close_event(conn: sa.Connection, event_id: int, resolved: Resolved) -> None:
-    """Mark an event resolved (its value stays the reading that fired it)."""
+def _close_event(conn: sa.Connection, event_id: int, resolved: Resolved, due_ms: int) -> None:
+    """Mark an event resolved; value stays the reading that fired it, resolved_value is the new one."""
     conn.execute(sa.update(AlertEvent).where(AlertEvent.id == event_id)
-                 .values(state="resolved", resolved_ms=resolved.at_ms))
+                 .values(state="resolved", resolved_ms=resolved.at_ms, resolved_value=resolved.value,
+                         resolve_due_ms=due_ms))
 
 
 def save_cursors(engine: Engine, rule_id: int, moves: Mapping[int, tuple[StoredState, State]]) -> None:
@@ -251,7 +255,8 @@ def _as_event(row: Mapping) -> Event:
     return Event(row["id"], row["rule_id"], row["rule_name"], row["kind"], row["metric"],
                  row["threshold"], float(row["hysteresis"] or 0), int(row["duration_s"]) * 1000,
                  row["device_id"], row["device_name"], row["state"], row["value"], row["since_ms"],
-                 row["fired_ms"], row["resolved_ms"], row["fire_sent_ms"], row["resolve_sent_ms"])
+                 row["fired_ms"], row["resolved_ms"], row["fire_sent_ms"], row["resolve_sent_ms"],
+                 row["resolved_value"])
 
 
 def get_event(engine: Engine, event_id: int) -> Event | None:
@@ -283,13 +288,25 @@ def mark_sent(engine: Engine, event_id: int, notification: str, at_ms: int) -> b
     return done.rowcount == 1
 
 
+def _due_in(due: sa.Column, legacy: sa.Column, start_ms: int, end_ms: int) -> sa.ColumnElement:
+    """due in [start, end), or for rows from before the due columns, their transition time.
+
+    Those rows were stamped with the evaluation time (threshold readings are at most minutes
+    older), so the old rule still holds for them; both branches use an index.
+    """
+    return sa.or_(sa.and_(due >= start_ms, due < end_ms),
+                  sa.and_(due.is_(None), legacy >= start_ms, legacy < end_ms))
+
+
 def unsent(engine: Engine, start_ms: int, end_ms: int) -> list[tuple[int, str]]:
-    """Undelivered notifications of transitions in [start_ms, end_ms), in time order."""
+    """Undelivered notifications that became due in [start_ms, end_ms), in that order."""
     e = AlertEvent.__table__
-    fired = sa.select(e.c.id, e.c.fired_ms).where(
-        e.c.fired_ms >= start_ms, e.c.fired_ms < end_ms, e.c.fire_sent_ms.is_(None))
-    resolved = sa.select(e.c.id, e.c.resolved_ms).where(
-        e.c.state == "resolved", e.c.resolved_ms >= start_ms, e.c.resolved_ms < end_ms,
+    fire_due = sa.func.coalesce(e.c.fire_due_ms, e.c.fired_ms)
+    resolve_due = sa.func.coalesce(e.c.resolve_due_ms, e.c.resolved_ms)
+    fired = sa.select(e.c.id, fire_due).where(
+        _due_in(e.c.fire_due_ms, e.c.fired_ms, start_ms, end_ms), e.c.fire_sent_ms.is_(None))
+    resolved = sa.select(e.c.id, resolve_due).where(
+        e.c.state == "resolved", _due_in(e.c.resolve_due_ms, e.c.resolved_ms, start_ms, end_ms),
         e.c.resolve_sent_ms.is_(None))
     with engine.connect() as conn:
         found = [(ts, 0, i, "firing") for i, ts in conn.execute(fired)]

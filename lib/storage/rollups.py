@@ -6,6 +6,15 @@ of an hour whose taken ranges span the same minutes, one set-based INSERT ... SE
 recomputes those 1-minute rows, then the hour rows from the hour's minute rows; the same
 transaction deletes the marks not written since the take (same gen) and empties the others'
 taken range, so the next run redoes only their new range. A failed run leaves its taken ranges.
+
+Readings are acked at any age, so a Pi back after a long outage delivers hours older than the
+raw retention. An hour that retention has not deleted yet is recomputed as above, whatever its
+age. An hour that retention already deleted for the device (before the raw cutoff it last
+applied, kept in retention_state) holds only readings that arrived after the deletion: a merge
+adds them into the kept rollup rows (counts and sums added, min of mins, max of maxes; minute
+rows only while minute retention keeps them) and deletes them in the same transaction, so each
+is counted once. A replay of a reading whose raw row is gone is counted again by a merge: that
+needs an ack lost exactly across a retention run, for a reading a month old.
 """
 from __future__ import annotations
 
@@ -19,8 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lib.catalogue import check_name
-from lib.models import RollupPending, rollup_column_names
-from lib.rollup import HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Cutoffs, Mark, WorkUnit, by_hour, plan
+from lib.models import RetentionState, RollupPending, rollup_column_names
+from lib.rollup import (HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Cutoffs, Mark, Retained, WorkUnit, by_hour,
+                        plan)
 from lib.storage import load_catalogue
 
 log = logging.getLogger(__name__)
@@ -29,17 +39,27 @@ PENDING_BATCH = 5000  # marks read per query
 ROLLUP_TABLES = ("rollup_1m", "rollup_1h")
 FAR_FUTURE_MS = 2 ** 62
 LOCK_NAME = "CONCAT(DATABASE(), '.rollup')"  # a named lock per database on a shared server
+MERGE_ISOLATION = "REPEATABLE READ"  # of a merge on MariaDB: see merge_unit
 
 
 # ---- results --------------------------------------------------------------------
 
 @dataclass
 class RollupStats:
-    """What a rollup run did; `more` means it stopped at its time budget with marks left."""
+    """What a rollup run did; `more` means it stopped at its time budget with marks left.
+
+    marks and units count recomputed and merged ones; late_hours are the marks of hours before
+    the raw cutoff, late_readings the readings rolled up in them; merged_hours and
+    merged_readings the part of those merged into rollups of hours retention already deleted.
+    minute_rows and hour_rows are the rows recomputed.
+    """
 
     marks: int = 0
     units: int = 0
-    stale: int = 0
+    late_hours: int = 0
+    late_readings: int = 0
+    merged_hours: int = 0
+    merged_readings: int = 0
     minute_rows: int = 0
     hour_rows: int = 0
     seconds: float = 0.0
@@ -50,21 +70,41 @@ class RollupStats:
         """JSON-friendly counts (a Celery task result)."""
         return {**asdict(self), "seconds": round(self.seconds, 3)}
 
-    def add(self, unit: WorkUnit, rows: tuple[int, int]) -> None:
-        """Count a rolled-up unit and its (minute, hour) rows."""
+    def add(self, unit: WorkUnit, rows: tuple[int, int, int], late: bool = False) -> None:
+        """Count a recomputed unit and its (minute rows, hour rows, readings counted when late)."""
         self.units, self.marks = self.units + 1, self.marks + len(unit.marks)
         self.minute_rows, self.hour_rows = self.minute_rows + rows[0], self.hour_rows + rows[1]
+        if late:
+            self.late_hours += len(unit.marks)
+            self.late_readings += rows[2]
+
+    def add_merge(self, unit: WorkUnit, readings: int) -> None:
+        """Count a merged unit and the readings it merged."""
+        self.units, self.marks = self.units + 1, self.marks + len(unit.marks)
+        self.merged_hours += len(unit.marks)
+        self.merged_readings += readings
+        self.late_hours += len(unit.marks)
+        self.late_readings += readings
+
+    def log_late(self) -> None:
+        """Say what was done with readings older than the raw cutoff, if any."""
+        if not self.late_hours:
+            return
+        merged = (f" ({self.merged_hours} hours already past retention: {self.merged_readings} readings "
+                  "merged and their raw rows deleted)" if self.merged_hours else "")
+        log.info("rolled up %d late readings in %d hours before the raw cutoff into hourly rollups%s",
+                 self.late_readings, self.late_hours, merged)
 
 
 @dataclass
 class RetentionStats:
-    """Rows deleted by a retention run, and the batches they took."""
+    """Rows deleted by a retention run, the batches they took, and the devices it recorded cutoffs of."""
 
     raw_rows: int = 0
     raw_batches: int = 0
     minute_rows: int = 0
     minute_batches: int = 0
-    marks: int = 0
+    devices: int = 0
 
     def as_dict(self) -> dict:
         """JSON-friendly counts (a Celery task result)."""
@@ -90,6 +130,10 @@ class RollupSql:
     minutes: sa.TextClause
     hours: sa.TextClause
     count: sa.TextClause
+    readings: sa.TextClause  # readings in a unit's span
+    merge_minutes: sa.TextClause
+    merge_hours: sa.TextClause
+    delete_hour: sa.TextClause
 
 
 DEVICES = sa.bindparam("devices", expanding=True)
@@ -116,17 +160,43 @@ def rollup_sql(engine: Engine, metrics: Sequence[str]) -> RollupSql:
     else:
         update = ("ON CONFLICT (device_id, bucket) DO UPDATE SET "
                   + ", ".join(f"{c} = excluded.{c}" for c in columns))
+    add = _merge_update(columns, mysql)
     in_span = "device_id IN :devices AND {col} >= :start AND {col} < :end"
-    in_hour = "device_id IN :devices AND bucket >= :hour AND bucket < :hour_end"
+    in_hour = "device_id IN :devices AND {col} >= :hour AND {col} < :hour_end"
     into = f"INTO {{table}} (device_id, bucket, {', '.join(columns)})"
+    minutes_of_raw = (f"INSERT {into.format(table='rollup_1m')} SELECT device_id, {bucket}, {raw} "
+                      f"FROM reading WHERE {in_span.format(col='ts')} GROUP BY device_id, {bucket} ")
     return RollupSql(
-        minutes=_with_devices(f"INSERT {into.format(table='rollup_1m')} SELECT device_id, {bucket}, {raw} "
-                              f"FROM reading WHERE {in_span.format(col='ts')} "
-                              f"GROUP BY device_id, {bucket} {update}"),
+        minutes=_with_devices(minutes_of_raw + update),
         hours=_with_devices(f"INSERT {into.format(table='rollup_1h')} SELECT device_id, :hour, {merged} "
-                            f"FROM rollup_1m WHERE {in_hour} GROUP BY device_id {update}"),
+                            f"FROM rollup_1m WHERE {in_hour.format(col='bucket')} "
+                            f"GROUP BY device_id {update}"),
         count=_with_devices(f"SELECT (SELECT COUNT(*) FROM rollup_1m WHERE {in_span.format(col='bucket')}), "
-                            f"(SELECT COUNT(*) FROM rollup_1h WHERE {in_hour})"))
+                            f"(SELECT COUNT(*) FROM rollup_1h WHERE {in_hour.format(col='bucket')})"),
+        readings=_with_devices(f"SELECT COUNT(*) FROM reading WHERE {in_span.format(col='ts')}"),
+        merge_minutes=_with_devices(minutes_of_raw + add),
+        # Hour rows straight from the raw readings: an hour's minute rows may be gone already.
+        merge_hours=_with_devices(f"INSERT {into.format(table='rollup_1h')} SELECT device_id, :hour, {raw} "
+                                  f"FROM reading WHERE {in_hour.format(col='ts')} GROUP BY device_id {add}"),
+        delete_hour=_with_devices(f"DELETE FROM reading WHERE {in_hour.format(col='ts')}"))
+
+
+def _merge_update(columns: Sequence[str], mysql: bool) -> str:
+    """Upsert clause adding new aggregates into a stored row: sums added, min of mins, max of maxes.
+
+    COALESCE keeps the side that is not NULL (a metric with no values on one side). Each
+    assignment reads only its own column, as MariaDB applies them left to right.
+    """
+    new = "VALUES({})" if mysql else "excluded.{}"
+    least, greatest = ("LEAST", "GREATEST") if mysql else ("MIN", "MAX")
+    sets = []
+    for n, total, low, high in zip(*[iter(columns)] * 4):
+        sets.append(f"{n} = {n} + {new.format(n)}")
+        sets.append(f"{total} = COALESCE({total} + {new.format(total)}, {total}, {new.format(total)})")
+        for col, pick in ((low, least), (high, greatest)):
+            sets.append(f"{col} = COALESCE({pick}({col}, {new.format(col)}), {col}, {new.format(col)})")
+    head = "ON DUPLICATE KEY UPDATE " if mysql else "ON CONFLICT (device_id, bucket) DO UPDATE SET "
+    return head + ", ".join(sets)
 
 
 def _with_devices(sql: str) -> sa.TextClause:
@@ -141,15 +211,15 @@ def unit_params(unit: WorkUnit) -> dict:
 
 
 @contextlib.contextmanager
-def _connect(engine: Engine) -> Iterator[Connection]:
-    """A connection that reads at READ COMMITTED on MariaDB.
+def _connect(engine: Engine, isolation: str = "READ COMMITTED") -> Iterator[Connection]:
+    """A connection that reads at READ COMMITTED (or `isolation`) on MariaDB.
 
     There INSERT ... SELECT and the retention deletes then take no shared or gap locks on
     `reading`, so they never hold up the ingest; SQLite has a single writer anyway.
     """
     with engine.connect() as conn:
         if engine.dialect.name == "mysql":
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            conn = conn.execution_options(isolation_level=isolation)
         yield conn
 
 
@@ -209,9 +279,11 @@ def take(engine: Engine, marks: Sequence[Mark], chunk: int = MAX_DEVICES_PER_UNI
     return taken
 
 
-def roll_up_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = True) -> tuple[int, int]:
-    """Recompute a unit's minutes in its span and its hour rows, clear its marks; return the row counts.
+def roll_up_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = True,
+                 late: bool = False) -> tuple[int, int, int]:
+    """Recompute a unit's minutes in its span and its hour rows, clear its marks.
 
+    Returns the minute and hour rows written, and when `late` the readings in the span (else 0).
     Buckets are upserted, never deleted: a bucket whose readings retention removed keeps its rows.
     """
     params = unit_params(unit)
@@ -220,9 +292,28 @@ def roll_up_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = T
         conn.execute(sql.hours, params)
         # Counted, as MariaDB's rowcount of an upsert counts an updated row twice.
         minutes, hours = conn.execute(sql.count, params).one()
+        readings = conn.scalar(sql.readings, params) if late else 0
         if clear:
             _clear(conn, unit.marks)
-    return int(minutes), int(hours)
+    return int(minutes), int(hours), int(readings)
+
+
+def merge_unit(engine: Engine, sql: RollupSql, unit: WorkUnit, clear: bool = True) -> int:
+    """Add a merge unit's raw readings into its kept rollups, delete them and clear its marks; count them.
+
+    On MariaDB the transaction runs at REPEATABLE READ: there INSERT ... SELECT locks the rows
+    and gaps of the hour it reads, so a reading written meanwhile waits for the commit rather
+    than being deleted without being counted (READ COMMITTED would let the DELETE see it).
+    """
+    params = unit_params(unit)
+    with _connect(engine, MERGE_ISOLATION) as conn, conn.begin():
+        conn.execute(sql.merge_hours, params)
+        if unit.start < unit.end:
+            conn.execute(sql.merge_minutes, params)
+        readings = conn.execute(sql.delete_hour, params).rowcount
+        if clear:
+            _clear(conn, unit.marks)
+    return readings
 
 
 def _clear(conn: Connection, marks: Sequence[Mark]) -> None:
@@ -236,10 +327,12 @@ def _clear(conn: Connection, marks: Sequence[Mark]) -> None:
         conn.execute(RELEASE, {"hour": hour, "devices": devices})
 
 
-def drop_marks(engine: Engine, marks: Sequence[Mark]) -> None:
-    """Delete marks without recomputing their hours."""
-    with engine.begin() as conn:
-        _clear(conn, marks)
+def retained(engine: Engine) -> dict[int, Retained]:
+    """The cutoffs retention last applied, by device; a device it never ran for is absent."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(RetentionState.device_id, RetentionState.raw_before_ms,
+                                      RetentionState.minute_before_ms))
+        return {d: Retained(int(raw), int(minute)) for d, raw, minute in rows}
 
 
 def run_rollup(engine: Engine, stale_before: int | None = None, budget_s: float | None = None,
@@ -247,9 +340,9 @@ def run_rollup(engine: Engine, stale_before: int | None = None, budget_s: float 
                max_devices: int = MAX_DEVICES_PER_UNIT) -> RollupStats:
     """Roll up the hours marked pending, each mark at most once per run.
 
-    Marks of hours before `stale_before` (the raw cutoff) are dropped: their raw data may be
-    partly deleted and their rollups are kept. The run stops after `budget_s` seconds, and
-    skips when another run holds the lock for longer than `wait_s`.
+    Hours that retention already deleted are merged into, the others recomputed; those
+    before `stale_before` (the raw cutoff) are counted and logged as late. The run stops after
+    `budget_s` seconds, and skips when another run holds the lock for longer than `wait_s`.
     """
     with rollup_lock(engine, wait_s) as locked:
         if not locked:
@@ -264,6 +357,7 @@ def _roll_up(engine: Engine, stale_before: int | None, budget_s: float | None = 
     started = time.perf_counter()
     stats = RollupStats()
     sql = rollup_sql(engine, load_catalogue(engine).names)
+    kept = retained(engine)  # written by retention only, which holds the lock this run holds
     deadline = None if budget_s is None else started + budget_s
     after = None
     while not stats.more:
@@ -271,29 +365,31 @@ def _roll_up(engine: Engine, stale_before: int | None, budget_s: float | None = 
         if not marks:
             break
         after = (marks[-1].hour, marks[-1].device_id)
-        _run_batch(engine, sql, plan(marks, stale_before, max_devices), stats, deadline, max_devices)
+        _run_batch(engine, sql, plan(marks, kept, max_devices), stale_before, stats, deadline, max_devices)
         if len(marks) < batch:
             break
     stats.seconds = time.perf_counter() - started
-    if stats.marks or stats.stale:
+    if stats.marks:
         log.info("rollup: %s", stats.as_dict())
+        stats.log_late()
     return stats
 
 
-def _run_batch(engine: Engine, sql: RollupSql, work, stats: RollupStats, deadline: float | None,
-               max_devices: int) -> None:
-    """Drop a batch's stale marks, take the others and roll them up until the deadline."""
-    if work.stale:
-        log.warning("dropping %d pending marks older than the raw retention (oldest hour %d); "
-                    "their rollups are kept as they were", len(work.stale), work.stale[0].hour)
-        drop_marks(engine, work.stale)
-        stats.stale += len(work.stale)
+def _run_batch(engine: Engine, sql: RollupSql, work, stale_before: int | None, stats: RollupStats,
+               deadline: float | None, max_devices: int) -> None:
+    """Merge a batch's retained hours, take the other marks and recompute them, until the deadline."""
+    for unit in work.merges:  # marks as read: a merge redoes its whole hour, whatever the range
+        if deadline is not None and time.perf_counter() > deadline:
+            stats.more = True
+            return
+        stats.add_merge(unit, merge_unit(engine, sql, unit))
     taken = take(engine, [m for u in work.units for m in u.marks], max_devices)
     for unit in plan(taken, max_devices=max_devices).units:
         if deadline is not None and time.perf_counter() > deadline:
             stats.more = True
             return
-        stats.add(unit, roll_up_unit(engine, sql, unit))
+        late = stale_before is not None and unit.hour < stale_before
+        stats.add(unit, roll_up_unit(engine, sql, unit, late=late), late)
 
 
 def data_hours(engine: Engine, device_id: int | None = None, start_ms: int | None = None,
@@ -315,8 +411,9 @@ def rebuild(engine: Engine, device_id: int | None = None, start_ms: int | None =
             end_ms: int | None = None, wait_s: float = 600) -> RollupStats:
     """Recompute the rollups of every hour holding raw readings (data loaded before rollups existed).
 
-    Every such hour is recomputed, also beyond the raw cutoff (retention has not run on data
-    that is still there). Pending marks are left alone: the regular run redoes their hours.
+    Every such hour is recomputed, also beyond the raw cutoff, unless retention already deleted
+    it: then its readings arrived later and are merged (and deleted) instead. Pending marks are
+    left alone: the regular run redoes their hours, or merges nothing in a merged one.
     """
     started = time.perf_counter()
     stats = RollupStats()
@@ -324,7 +421,10 @@ def rebuild(engine: Engine, device_id: int | None = None, start_ms: int | None =
         if not locked:
             return RollupStats(skipped=True)
         sql = rollup_sql(engine, load_catalogue(engine).names)
-        for unit in plan(data_hours(engine, device_id, start_ms, end_ms)).units:
+        work = plan(data_hours(engine, device_id, start_ms, end_ms), retained(engine))
+        for unit in work.merges:
+            stats.add_merge(unit, merge_unit(engine, sql, unit, clear=False))
+        for unit in work.units:
             stats.add(unit, roll_up_unit(engine, sql, unit, clear=False))
     stats.seconds = time.perf_counter() - started
     log.info("rollup rebuild: %s", stats.as_dict())
@@ -363,10 +463,17 @@ def delete_before(engine: Engine, table: str, device_id: int, cutoff_ms: int, ba
 
 
 def apply_retention(engine: Engine, cutoffs: Cutoffs, batch: int) -> RetentionStats:
-    """Delete raw readings and 1-minute rollups past their cutoffs, and stale pending marks."""
+    """Delete raw readings and 1-minute rollups past their cutoffs; record the cutoffs per device.
+
+    Pending marks are kept: a reading written after the deletes is still raw, and its mark
+    has the next rollup merge it (a mark whose readings were deleted merges nothing). The
+    ingest takes no rollup lock, so a reading of an hour past the cutoff committed after
+    roll_up_and_retain rolled up and before its delete batch reached it is deleted unrolled.
+    """
     stats = RetentionStats()
     with engine.connect() as conn:
         devices = list(conn.scalars(sa.text("SELECT id FROM device ORDER BY id")))
+    record = _record_sql(engine)
     for device_id in devices:
         raw = delete_before(engine, "reading", device_id, cutoffs.raw_ms, batch)
         minute = delete_before(engine, "rollup_1m", device_id, cutoffs.minute_ms, batch)
@@ -374,20 +481,35 @@ def apply_retention(engine: Engine, cutoffs: Cutoffs, batch: int) -> RetentionSt
         stats.raw_batches += len(raw)
         stats.minute_rows += sum(minute)
         stats.minute_batches += len(minute)
+        # Recorded after the deletes: until then the hours are still recomputed from raw.
+        # Should the process die between a partial delete and this, a late reading in the
+        # partly deleted hours is recomputed from what is left, as before retention_state.
         with engine.begin() as conn:
-            stats.marks += conn.execute(
-                sa.text("DELETE FROM rollup_pending WHERE device_id = :d AND hour < :cut"),
-                {"d": device_id, "cut": cutoffs.raw_ms}).rowcount
+            conn.execute(record, {"d": device_id, "raw": cutoffs.raw_ms, "minute": cutoffs.minute_ms})
+        stats.devices += 1
     log.info("retention: %s", stats.as_dict())
     return stats
+
+
+def _record_sql(engine: Engine) -> sa.TextClause:
+    """Upsert of a device's retention cutoffs that never moves them back (raw_days may grow)."""
+    cols = ("raw_before_ms", "minute_before_ms")
+    if engine.dialect.name == "mysql":
+        tail = "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = GREATEST({c}, VALUES({c}))" for c in cols)
+    else:
+        tail = ("ON CONFLICT (device_id) DO UPDATE SET "
+                + ", ".join(f"{c} = MAX({c}, excluded.{c})" for c in cols))
+    return sa.text("INSERT INTO retention_state (device_id, raw_before_ms, minute_before_ms) "
+                   f"VALUES (:d, :raw, :minute) {tail}")
 
 
 def roll_up_and_retain(engine: Engine, cutoffs: Cutoffs, batch: int,
                        wait_s: float = 300) -> tuple[RollupStats, RetentionStats] | None:
     """Roll up every pending hour, then apply retention, all under the rollup lock.
 
-    Rolling up first means late readings of hours still kept are counted before anything is
-    deleted; holding the lock means no run recomputes an hour while its readings are deleted.
+    Rolling up first means late readings of any age are counted before anything is deleted;
+    holding the lock means no run recomputes an hour while its readings are deleted, nor
+    reads the retention cutoffs while they are being recorded.
     Returns None when another run held the lock for longer than `wait_s`.
     """
     with rollup_lock(engine, wait_s) as locked:

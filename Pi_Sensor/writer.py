@@ -52,7 +52,8 @@ class ReadingWriter:
             for i, _ in items:
                 outcomes[i] = exc
             return exc
-        _spread(failed, items, outcomes)
+        if failed:  # the outcomes are {} already: nothing to do on the fast path
+            _spread(failed, items, outcomes)
         return None
 
 

@@ -39,6 +39,8 @@ class ReadingWriter:
         devices = sorted({rows[0][0] for _, rows in items})  # a frame's rows are one device's
         if error is None or storage.is_unavailable(error) or len(devices) == 1:
             return
+        for i, _ in items:  # each device's retry below sets only its failures
+            outcomes[i] = {}
         for device in devices:
             self._write_items(names, [(i, rows) for i, rows in items if rows[0][0] == device], outcomes)
 

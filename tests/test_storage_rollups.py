@@ -536,19 +536,47 @@ def test_retention_keeps_what_the_policy_says(engine, devices):
     with engine.connect() as conn:
         raw = conn.execute(sa.text("SELECT MIN(ts), COUNT(*) FROM reading")).one()
         minutes = conn.execute(sa.text("SELECT MIN(bucket), COUNT(*) FROM rollup_1m")).one()
-    assert raw == (hour_of(ages["raw_new"]), 2 * 12)
+    # The pending mark of raw_old says it was written since the rollup: device 0 keeps its raw
+    # rows from that hour on until a rollup has counted them; device 1 loses all it should.
+    assert raw == (hour_of(ages["raw_old"]), 12 + 12 + 12)
     assert minutes[0] == hour_of(ages["minute_new"]) and minutes[1] == 2 * 3 * 12
     assert stored(engine, "rollup_1h") == hours_before  # hourly kept forever
-    assert (stats.raw_rows, stats.minute_rows, stats.devices) == (2 * 3 * 12, 2 * 12, 3)
-    assert stats.raw_batches == 2 * math.ceil(3 * 12 / 7) and stats.minute_batches == 2 * math.ceil(12 / 7)
+    assert (stats.raw_rows, stats.minute_rows, stats.devices, stats.deferred) == (2 * 12 + 3 * 12, 2 * 12, 3, 1)
+    # Whole hours per transaction: each hour of 12 rows is one batch, although batch_rows is 7.
+    assert stats.raw_batches == 2 + 3 and stats.minute_batches == 2 * math.ceil(12 / 7)
     again = rollups.apply_retention(engine, cut, policy.batch_rows)
-    assert (again.raw_rows, again.minute_rows) == (0, 0)
-    # Marks are kept: a reading written after the deletes is still raw and is merged by the next
-    # run; the mark of the deleted hour merges nothing, as its readings were rolled up before.
+    assert (again.raw_rows, again.minute_rows, again.deferred) == (0, 0, 1)
     assert pending(engine) == [(devices[0], hour_of(ages["raw_old"]), 0),
                                (devices[0], hour_of(ages["raw_new"]), 0)]
-    assert rollups.run_rollup(engine, stale_before=cut.raw_ms).merged_hours == 1
-    assert stored(engine, "rollup_1h") == hours_before and pending(engine) == []
+    # The hour was never deleted, so it is recomputed (not merged), and then retention goes on.
+    assert rollups.run_rollup(engine, stale_before=cut.raw_ms).merged_hours == 0
+    assert pending(engine) == []
+    last = rollups.apply_retention(engine, cut, policy.batch_rows)
+    assert (last.raw_rows, last.deferred) == (12, 0)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT MIN(ts), COUNT(*) FROM reading")).one() == (
+            hour_of(ages["raw_new"]), 2 * 12)
+    assert stored(engine, "rollup_1h") == hours_before
+
+
+def test_a_reading_written_into_an_old_hour_during_retention_is_never_lost(engine, devices):
+    """The write lands after the rollup that retention runs first: it is kept, then counted."""
+    policy = RetentionPolicy(raw_days=30, minute_days=365, batch_rows=5000)
+    cut = policy.cutoffs(NOW)
+    old_hour = hour_of(NOW - 40 * DAY_MS)
+    storage.write_readings(engine, METRICS, sample_rows(devices[0], hours=1, step_ms=60_000, start=old_hour))
+    rollups.run_rollup(engine)
+    # Between roll_up_and_retain's rollup and its deletes, the Pi uploads one more old reading.
+    storage.write_readings(engine, METRICS, [(devices[0], old_hour + 30_500, 999.0, 25.0, None)])
+    rollups.apply_retention(engine, cut, policy.batch_rows)
+    assert storage.count_readings(engine, devices[0]) == 61  # nothing deleted unrolled
+    rollups.run_rollup(engine, stale_before=cut.raw_ms)
+    rollups.apply_retention(engine, cut, policy.batch_rows)
+    assert storage.count_readings(engine, devices[0]) == 0
+    with engine.connect() as conn:
+        n, top = conn.execute(sa.text("SELECT co2_n, co2_max FROM rollup_1h WHERE device_id = :d AND "
+                                      "bucket = :h"), {"d": devices[0], "h": old_hour}).one()
+    assert (n, top) == (61, 999.0)
 
 
 def test_retention_cutoffs_in_the_past_delete_nothing(engine, device):

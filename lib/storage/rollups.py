@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from lib.catalogue import check_name
 from lib.models import RetentionState, RollupPending, rollup_column_names
 from lib.rollup import (HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Cutoffs, Mark, Retained, WorkUnit, by_hour,
-                        plan)
+                        hour_of, plan)
 from lib.storage import load_catalogue
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class RetentionStats:
     minute_rows: int = 0
     minute_batches: int = 0
     devices: int = 0
+    deferred: int = 0  # devices whose raw deletion stopped at an hour written since the rollup
 
     def as_dict(self) -> dict:
         """JSON-friendly counts (a Celery task result)."""
@@ -466,29 +467,81 @@ def apply_retention(engine: Engine, cutoffs: Cutoffs, batch: int) -> RetentionSt
     """Delete raw readings and 1-minute rollups past their cutoffs; record the cutoffs per device.
 
     Pending marks are kept: a reading written after the deletes is still raw, and its mark
-    has the next rollup merge it (a mark whose readings were deleted merges nothing). The
-    ingest takes no rollup lock, so a reading of an hour past the cutoff committed after
-    roll_up_and_retain rolled up and before its delete batch reached it is deleted unrolled.
+    has the next rollup merge it (a mark whose readings were deleted merges nothing).
     """
     stats = RetentionStats()
     with engine.connect() as conn:
         devices = list(conn.scalars(sa.text("SELECT id FROM device ORDER BY id")))
+    before = retained(engine)
     record = _record_sql(engine)
     for device_id in devices:
-        raw = delete_before(engine, "reading", device_id, cutoffs.raw_ms, batch)
+        done = before.get(device_id)
+        raw, deferred = delete_raw_before(engine, device_id, done.raw_ms if done else 0,
+                                          cutoffs.raw_ms, batch)
         minute = delete_before(engine, "rollup_1m", device_id, cutoffs.minute_ms, batch)
         stats.raw_rows += sum(raw)
         stats.raw_batches += len(raw)
         stats.minute_rows += sum(minute)
         stats.minute_batches += len(minute)
-        # Recorded after the deletes: until then the hours are still recomputed from raw.
-        # Should the process die between a partial delete and this, a late reading in the
-        # partly deleted hours is recomputed from what is left, as before retention_state.
-        with engine.begin() as conn:
-            conn.execute(record, {"d": device_id, "raw": cutoffs.raw_ms, "minute": cutoffs.minute_ms})
+        if deferred is not None:
+            stats.deferred += 1
+            log.info("retention: device %d keeps its raw readings from %d on: written since the "
+                     "rollup, they are rolled up first (next run)", device_id, deferred)
+        with engine.begin() as conn:  # raw cutoffs are recorded batch by batch, with the deletes
+            conn.execute(record, {"d": device_id, "raw": 0, "minute": cutoffs.minute_ms})
         stats.devices += 1
     log.info("retention: %s", stats.as_dict())
     return stats
+
+
+class _Deferred(Exception):
+    """A batch met an hour with a pending mark: roll it back."""
+
+
+def delete_raw_before(engine: Engine, device_id: int, low_ms: int, cutoff_ms: int,
+                      batch: int) -> tuple[list[int], int | None]:
+    """Delete a device's raw readings in [low_ms, cutoff_ms), whole hours per transaction.
+
+    Each transaction records the raw cutoff it reaches and deletes only if no hour it covers
+    has a pending mark (readings written since the rollup that ran first), so a reading is
+    never deleted before it is rolled up: on MariaDB, at REPEATABLE READ, the locking reads
+    make a concurrent write of those hours wait for the commit, after which it lands in an
+    hour past the recorded cutoff and is merged. Rows before low_ms (the cutoff recorded
+    before) are late readings waiting for that merge, and are left alone. Returns the rows
+    deleted per batch, and the hour it stopped at (None once it reached cutoff_ms).
+    """
+    mysql = engine.dialect.name == "mysql"
+    lock = " FOR UPDATE" if mysql else ""
+    span = "device_id = :d AND ts >= :low AND ts < :upto"
+    first = sa.text(f"SELECT MIN(ts) FROM reading WHERE {span}")
+    nth = sa.text(f"SELECT ts FROM reading WHERE {span} ORDER BY ts LIMIT 1 OFFSET :offset")
+    hold = sa.text(f"SELECT COUNT(*) FROM reading WHERE {span}{lock}")
+    marked = sa.text("SELECT MIN(hour) FROM rollup_pending WHERE device_id = :d AND hour >= :low "
+                     f"AND hour < :upto{lock}")
+    delete = sa.text(f"DELETE FROM reading WHERE {span}")
+    record = _record_sql(engine)
+    counts, low = [], hour_of(low_ms)
+    while low < cutoff_ms:
+        params = {"d": device_id, "low": low, "upto": cutoff_ms, "offset": batch - 1}
+        with engine.connect() as conn:
+            start, boundary = conn.scalar(first, params), conn.scalar(nth, params)
+        upto = cutoff_ms if boundary is None else min(
+            cutoff_ms, max(hour_of(boundary), hour_of(start) + HOUR_MS))
+        params["upto"] = upto
+        try:
+            with _connect(engine, MERGE_ISOLATION) as conn, conn.begin():
+                conn.execute(record, {"d": device_id, "raw": upto, "minute": 0})  # SQLite: the write lock
+                conn.scalar(hold, params)
+                hour = conn.scalar(marked, params)
+                if hour is not None:
+                    raise _Deferred(hour)
+                deleted = conn.execute(delete, params).rowcount
+        except _Deferred as stop:
+            return counts, int(stop.args[0])
+        if deleted:
+            counts.append(deleted)
+        low = upto
+    return counts, None
 
 
 def _record_sql(engine: Engine) -> sa.TextClause:

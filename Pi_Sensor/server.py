@@ -52,7 +52,8 @@ class IngestServer:
         self.catalogue = Catalogue()
         self._catalogue_loaded = 0.0  # monotonic time the last successful read started
         self._reload: asyncio.Task | None = None
-        self.committer = GroupCommitter(ReadingWriter(self.engine), max_rows=config.getint("ingest", "commit_rows"),
+        self.committer = GroupCommitter(ReadingWriter(self.engine),
+                                        max_rows=config.getint("ingest", "commit_rows"),
                                         writers=config.getint("ingest", "writers"))
         self.cap = ConnectionCap(config.getint("ingest", "max_connections"))
         self._last_stamp: dict[int, int] = {}  # device id -> last ts the server gave a reading

@@ -135,16 +135,21 @@ def _add_columns_for(engine: Engine, name: str) -> None:
     for table, column, kind in wanted:
         if column in present[table]:
             continue
-        with engine.begin() as conn:
-            if engine.dialect.name == "mysql":
+        with engine.connect() as conn:
+            mysql = engine.dialect.name == "mysql"
+            if mysql:
                 conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {DDL_LOCK_WAIT_S}")
             try:
                 conn.exec_driver_sql(_add_column_ddl(engine, table, column, kind))
+                conn.commit()
             except sa.exc.OperationalError as exc:
                 if _error_code(exc) != 1205:
                     raise
                 raise ValueError(f"table {table} is busy (a long query holds it); nothing was "
                                  f"changed for {name}: run the command again in a moment") from None
+            finally:
+                if mysql and not conn.invalidated:  # pooled: later users get the server's default
+                    conn.exec_driver_sql("SET SESSION lock_wait_timeout = DEFAULT")
         log.info("added column %s.%s", table, column)
 
 

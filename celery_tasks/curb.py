@@ -7,7 +7,7 @@ from celery_tasks import db
 from celery_tasks.main import app
 from lib import storage
 from lib.rollup import RetentionPolicy
-from lib.storage import rollups
+from lib.storage import retention as retention_sql, rollups
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def retention() -> dict:
     engine = db.engine()
     policy = RetentionPolicy.from_settings(settings)
     cutoffs = policy.cutoffs(storage.now_ms())
-    done = rollups.roll_up_and_retain(engine, cutoffs, policy.batch_rows, RETENTION_LOCK_WAIT_S)
+    done = retention_sql.roll_up_and_retain(engine, cutoffs, policy.batch_rows, RETENTION_LOCK_WAIT_S)
     renders = prune_renders(engine, settings.path("other", "flask_path"), cutoffs.chart_ms)
     if done is None:
         # Deleting raw data whose late readings are not rolled up yet would lose them.

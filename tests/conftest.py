@@ -121,6 +121,12 @@ def device(engine) -> Device:
     return Device(info.id, info.name, token)
 
 
+@pytest.fixture
+def devices(engine) -> list[int]:
+    """Three registered devices."""
+    return [storage.add_device(engine, f"pi-{uuid.uuid4().hex[:8]}")[0].id for _ in range(3)]
+
+
 class ServerThread:
     """An IngestServer running on its own event loop in a thread, bound to port 0."""
 

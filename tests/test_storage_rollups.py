@@ -1,8 +1,7 @@
-"""Rollup and retention SQL on SQLite and MariaDB, checked against GROUP BY over `reading`."""
+"""Rollup SQL on SQLite and MariaDB, checked against GROUP BY over `reading`; late readings."""
 from __future__ import annotations
 
 import math
-import uuid
 
 import pymysql
 import pytest
@@ -13,18 +12,12 @@ from lib import storage
 from lib.catalogue import Metric
 from lib.rollup import (DAY_MS, HOUR_MS, MINUTE_MS, Cutoffs, Mark, Retained, RetentionPolicy,
                         aggregate_rows, hour_of, plan)
-from lib.storage import rollups
+from lib.storage import retention, rollups
 from tests.conftest import mysql_settings, reset_database
 
 METRICS = ["co2", "temperature", "humidity"]
 NOW = storage.now_ms()
 BASE = hour_of(NOW) - 6 * HOUR_MS  # well inside the raw retention
-
-
-@pytest.fixture
-def devices(engine) -> list[int]:
-    """Three registered devices."""
-    return [storage.add_device(engine, f"pi-{uuid.uuid4().hex[:8]}")[0].id for _ in range(3)]
 
 
 def clear(engine) -> None:
@@ -292,10 +285,10 @@ def raw_before_cutoff(engine) -> int:
         return conn.scalar(sa.text("SELECT COUNT(*) FROM reading WHERE ts < :c"), {"c": CUT.raw_ms})
 
 
-def curb_runs(engine) -> tuple[rollups.RollupStats, rollups.RollupStats, rollups.RetentionStats]:
+def curb_runs(engine) -> tuple[rollups.RollupStats, rollups.RollupStats, retention.RetentionStats]:
     """The rollup task's run, then the retention task's rollup and deletes, as celery_tasks.curb does."""
     rolled = rollups.run_rollup(engine, stale_before=CUT.raw_ms)
-    return (rolled, *rollups.roll_up_and_retain(engine, CUT, 100))
+    return (rolled, *retention.roll_up_and_retain(engine, CUT, 100))
 
 
 @pytest.mark.parametrize("retained", [False, True], ids=["first-retention", "retained-before"])
@@ -303,7 +296,7 @@ def test_a_backlog_past_the_raw_cutoff_reaches_the_rollups(engine, device, retai
     recent = sample_rows(device.id, hours=1, step_ms=60_000)
     storage.write_readings(engine, METRICS, recent)
     if retained:  # retention ran while the Pi was away: the old hours are past its cutoff
-        rollups.roll_up_and_retain(engine, CUT, 100)
+        retention.roll_up_and_retain(engine, CUT, 100)
     backlog = (sample_rows(device.id, hours=1, step_ms=10_000, start=hour_of(NOW - 40 * DAY_MS))
                + sample_rows(device.id, hours=1, step_ms=10_000, start=hour_of(NOW - 400 * DAY_MS)))
     storage.write_readings(engine, METRICS, backlog)
@@ -326,7 +319,7 @@ def test_late_readings_merge_into_the_rollups_of_a_retained_hour(engine, device,
     first = sample_rows(device.id, hours=1, step_ms=60_000, start=old)
     storage.write_readings(engine, METRICS, recent + first)
     rollups.run_rollup(engine)  # no cutoff: rolled up while the raw data is whole
-    rollups.roll_up_and_retain(engine, CUT, 100)  # deletes the raw rows, keeps their rollups
+    retention.roll_up_and_retain(engine, CUT, 100)  # deletes the raw rows, keeps their rollups
     assert raw_before_cutoff(engine) == 0
     # Late readings into the same minutes, with new extremes and missing values.
     late = [(device.id, old + i * 60_000 + 500, 9999.0 if i % 2 else -5.0, None, 1.0 + i)
@@ -343,7 +336,7 @@ def test_late_readings_merge_into_the_rollups_of_a_retained_hour(engine, device,
 
 def test_late_readings_are_logged_with_what_was_done(engine, device, caplog):
     storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1, step_ms=60_000))
-    rollups.roll_up_and_retain(engine, CUT, 100)
+    retention.roll_up_and_retain(engine, CUT, 100)
     storage.write_readings(engine, METRICS, sample_rows(device.id, hours=2, step_ms=20_000,
                                                         start=hour_of(NOW - 40 * DAY_MS)))
     with caplog.at_level("INFO", logger="lib.storage.rollups"):
@@ -356,8 +349,8 @@ def test_retention_records_its_raw_cutoff_per_device_and_never_moves_it_back(eng
     later = Cutoffs(raw_ms=CUT.raw_ms, minute_ms=CUT.minute_ms, chart_ms=0)
     earlier = Cutoffs(raw_ms=CUT.raw_ms - DAY_MS, minute_ms=CUT.minute_ms - DAY_MS, chart_ms=0)
     assert rollups.retained(engine) == {}
-    rollups.apply_retention(engine, later, 100)
-    rollups.apply_retention(engine, earlier, 100)
+    retention.apply_retention(engine, later, 100)
+    retention.apply_retention(engine, earlier, 100)
     assert rollups.retained(engine) == {d: Retained(CUT.raw_ms, CUT.minute_ms) for d in devices}
 
 
@@ -394,7 +387,7 @@ def test_rebuild_merges_into_a_retained_hour(engine, device):
     first = sample_rows(device.id, hours=1, step_ms=60_000, start=old)
     storage.write_readings(engine, METRICS, first)
     rollups.run_rollup(engine)
-    rollups.roll_up_and_retain(engine, CUT, 100)
+    retention.roll_up_and_retain(engine, CUT, 100)
     late = [(device.id, old + 1, 1.0, 2.0, 3.0)]
     insert_unmarked(engine, late)  # loaded by hand, after retention had run
     rollups.rebuild(engine)
@@ -500,110 +493,3 @@ def test_rebuild_of_one_device_and_window(engine, devices):
     stats = rollups.rebuild(engine, devices[1], BASE + HOUR_MS, BASE + HOUR_MS + 1)
     assert stats.hour_rows == 1
     assert [r[:2] for r in stored(engine, "rollup_1h")] == [(devices[1], BASE + HOUR_MS)]
-
-
-# ---- retention ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("count, batch, expected_batches", [
-    (23, 5, [5, 5, 5, 5, 3]), (10, 5, [5, 5]), (1, 5, [1]), (0, 5, []), (4, 1, [1, 1, 1, 1])])
-def test_raw_deletes_are_bounded_batches(engine, devices, count, batch, expected_batches):
-    cut = BASE
-    rows = [(devices[0], cut - 1 - i * 1000, 1.0, 2.0, 3.0) for i in range(count)]
-    keep = [(devices[0], cut, 1.0, 2.0, 3.0), (devices[0], cut + 1, 1.0, 2.0, 3.0),
-            (devices[1], cut - 5000, 1.0, 2.0, 3.0)]
-    storage.write_readings(engine, METRICS, rows + keep)
-    assert rollups.delete_before(engine, "reading", devices[0], cut, batch) == expected_batches
-    with engine.connect() as conn:
-        left = conn.execute(sa.text("SELECT device_id, ts FROM reading ORDER BY device_id, ts")).all()
-    assert [tuple(r) for r in left] == sorted(r[:2] for r in keep)
-
-
-def test_retention_keeps_what_the_policy_says(engine, devices):
-    policy = RetentionPolicy(raw_days=30, minute_days=365, batch_rows=7)
-    cut = policy.cutoffs(NOW)
-    ages = {"raw_old": NOW - 31 * DAY_MS, "raw_new": NOW - 29 * DAY_MS,
-            "minute_old": NOW - 400 * DAY_MS, "minute_new": NOW - 300 * DAY_MS}
-    for d in devices[:2]:
-        for at in ages.values():
-            storage.write_readings(engine, METRICS,
-                                   sample_rows(d, hours=1, step_ms=300_000, start=hour_of(at)))
-    rollups.run_rollup(engine)  # every hour rolled up (no cutoff)
-    hours_before = stored(engine, "rollup_1h")
-    with engine.begin() as conn:  # marks: one too old to matter, one still useful
-        storage.mark_pending(conn, whole_hours((devices[0], hour_of(ages["raw_old"])),
-                                               (devices[0], hour_of(ages["raw_new"]))))
-    stats = rollups.apply_retention(engine, cut, policy.batch_rows)
-    with engine.connect() as conn:
-        raw = conn.execute(sa.text("SELECT MIN(ts), COUNT(*) FROM reading")).one()
-        minutes = conn.execute(sa.text("SELECT MIN(bucket), COUNT(*) FROM rollup_1m")).one()
-    # The pending mark of raw_old says it was written since the rollup: device 0 keeps its raw
-    # rows from that hour on until a rollup has counted them; device 1 loses all it should.
-    assert raw == (hour_of(ages["raw_old"]), 12 + 12 + 12)
-    assert minutes[0] == hour_of(ages["minute_new"]) and minutes[1] == 2 * 3 * 12
-    assert stored(engine, "rollup_1h") == hours_before  # hourly kept forever
-    assert (stats.raw_rows, stats.minute_rows, stats.devices, stats.deferred) == (2 * 12 + 3 * 12, 2 * 12, 3, 1)
-    # Whole hours per transaction: each hour of 12 rows is one batch, although batch_rows is 7.
-    assert stats.raw_batches == 2 + 3 and stats.minute_batches == 2 * math.ceil(12 / 7)
-    again = rollups.apply_retention(engine, cut, policy.batch_rows)
-    assert (again.raw_rows, again.minute_rows, again.deferred) == (0, 0, 1)
-    assert pending(engine) == [(devices[0], hour_of(ages["raw_old"]), 0),
-                               (devices[0], hour_of(ages["raw_new"]), 0)]
-    # The hour was never deleted, so it is recomputed (not merged), and then retention goes on.
-    assert rollups.run_rollup(engine, stale_before=cut.raw_ms).merged_hours == 0
-    assert pending(engine) == []
-    last = rollups.apply_retention(engine, cut, policy.batch_rows)
-    assert (last.raw_rows, last.deferred) == (12, 0)
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT MIN(ts), COUNT(*) FROM reading")).one() == (
-            hour_of(ages["raw_new"]), 2 * 12)
-    assert stored(engine, "rollup_1h") == hours_before
-
-
-def test_a_reading_written_into_an_old_hour_during_retention_is_never_lost(engine, devices):
-    """The write lands after the rollup that retention runs first: it is kept, then counted."""
-    policy = RetentionPolicy(raw_days=30, minute_days=365, batch_rows=5000)
-    cut = policy.cutoffs(NOW)
-    old_hour = hour_of(NOW - 40 * DAY_MS)
-    storage.write_readings(engine, METRICS, sample_rows(devices[0], hours=1, step_ms=60_000, start=old_hour))
-    rollups.run_rollup(engine)
-    # Between roll_up_and_retain's rollup and its deletes, the Pi uploads one more old reading.
-    storage.write_readings(engine, METRICS, [(devices[0], old_hour + 30_500, 999.0, 25.0, None)])
-    rollups.apply_retention(engine, cut, policy.batch_rows)
-    assert storage.count_readings(engine, devices[0]) == 61  # nothing deleted unrolled
-    rollups.run_rollup(engine, stale_before=cut.raw_ms)
-    rollups.apply_retention(engine, cut, policy.batch_rows)
-    assert storage.count_readings(engine, devices[0]) == 0
-    with engine.connect() as conn:
-        n, top = conn.execute(sa.text("SELECT co2_n, co2_max FROM rollup_1h WHERE device_id = :d AND "
-                                      "bucket = :h"), {"d": devices[0], "h": old_hour}).one()
-    assert (n, top) == (61, 999.0)
-
-
-def test_retention_cutoffs_in_the_past_delete_nothing(engine, device):
-    storage.write_readings(engine, METRICS, sample_rows(device.id, hours=1))
-    rollups.run_rollup(engine)
-    stats = rollups.apply_retention(engine, Cutoffs(raw_ms=0, minute_ms=0, chart_ms=0), 100)
-    assert (stats.raw_rows, stats.minute_rows) == (0, 0)
-    assert storage.count_readings(engine) == len(sample_rows(device.id, hours=1))
-
-
-def test_roll_up_and_retain_rolls_up_pending_hours_first(engine, device):
-    cut = RetentionPolicy().cutoffs(NOW)
-    kept, gone = cut.raw_ms, cut.raw_ms - HOUR_MS
-    storage.write_readings(engine, METRICS, [(device.id, gone + 5, 1.0, 2.0, 3.0),
-                                             (device.id, kept + 5, 4.0, 5.0, 6.0)])
-    rolled, deleted = rollups.roll_up_and_retain(engine, cut, 100)
-    hours = rollups.read_rollups(engine, "rollup_1h", device.id, "co2", 0, NOW)
-    assert [p.bucket for p in hours] == [gone, kept]
-    assert (rolled.marks, rolled.late_hours, rolled.merged_hours, deleted.raw_rows) == (2, 1, 0, 1)
-    assert pending(engine) == []
-
-
-def test_roll_up_and_retain_waits_for_the_lock(engine, device):
-    storage.write_readings(engine, METRICS, [(device.id, 5, 1.0, 2.0, 3.0)])  # 1970: far too old
-    with rollups.rollup_lock(engine):
-        done = rollups.roll_up_and_retain(engine, RetentionPolicy().cutoffs(NOW), 100, wait_s=0)
-    if engine.dialect.name == "mysql":
-        assert done is None and storage.count_readings(engine) == 1
-    else:  # SQLite has no lock to wait for
-        assert done is not None and storage.count_readings(engine) == 0

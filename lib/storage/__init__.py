@@ -307,7 +307,7 @@ def revoke_device(engine: Engine, name: str, delete_readings: bool = False,
         revoked = row.revoked_ms if row.revoked_ms is not None else now_ms()
         conn.execute(sa.update(Device).where(Device.id == row.id).values(revoked_ms=revoked))
     if delete_readings:
-        from lib.storage.rollups import delete_before  # imports this module, so not at the top
+        from lib.storage.retention import delete_before  # imports this module, so not at the top
         delete_before(engine, Reading.__tablename__, row.id, 2 ** 62, batch)
         with engine.begin() as conn:  # rollups, marks, charts and alert rows go by cascade
             conn.execute(sa.delete(Device).where(Device.id == row.id))

@@ -7,7 +7,7 @@ import ssl
 
 from websockets.asyncio.server import ServerConnection
 
-from lib import config as config_mod
+from lib.settings import IngestSettings
 
 log = logging.getLogger("Pi_Sensor.server")
 
@@ -22,8 +22,8 @@ class ConnectionCap:
     """
 
     def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("[ingest] max_connections must be at least 1")
+        if limit < 1:  # [ingest] max_connections is checked at load; this guards direct use
+            raise ValueError(f"connection limit must be at least 1, got {limit}")
         self.limit = limit
         self.handshaking: dict[ServerConnection, None] = {}  # insertion order: oldest first
         self.live: set[ServerConnection] = set()  # counted from TCP accept until closed or evicted
@@ -82,13 +82,10 @@ def raise_open_files_limit() -> int:
     return soft
 
 
-def tls_context(cfg: config_mod.Config) -> ssl.SSLContext | None:
+def tls_context(ingest: IngestSettings) -> ssl.SSLContext | None:
     """A server TLS context from [ingest] tls_cert and tls_key, or None for plain ws://."""
-    cert, key = cfg.get("ingest", "tls_cert"), cfg.get("ingest", "tls_key")
-    if not cert and not key:
+    if not ingest.tls:  # the settings guarantee both or neither
         return None
-    if not (cert and key):
-        raise ValueError("[ingest] tls_cert and tls_key must be given together")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cfg.path("ingest", "tls_cert"), cfg.path("ingest", "tls_key"))
+    context.load_cert_chain(ingest.tls_cert, ingest.tls_key)
     return context

@@ -47,15 +47,14 @@ class IngestServer:
     def __init__(self, config: config_mod.Config, engine: Engine | None = None) -> None:
         self.config = config
         self.engine = engine or storage.make_engine(config.database_url, pre_ping=False)
-        self.limits = Limits(config.getint("ingest", "max_readings"),
-                             int(config.getfloat("ingest", "max_future_seconds") * 1000))
+        self.limits = Limits(config.ingest.max_readings, int(config.ingest.max_future_seconds * 1000))
         self.catalogue = Catalogue()
         self._catalogue_loaded = 0.0  # monotonic time the last successful read started
         self._reload: asyncio.Task | None = None
         self.committer = GroupCommitter(ReadingWriter(self.engine),
-                                        max_rows=config.getint("ingest", "commit_rows"),
-                                        writers=config.getint("ingest", "writers"))
-        self.cap = ConnectionCap(config.getint("ingest", "max_connections"))
+                                        max_rows=config.ingest.commit_rows,
+                                        writers=config.ingest.writers)
+        self.cap = ConnectionCap(config.ingest.max_connections)
         self._last_stamp: dict[int, int] = {}  # device id -> last ts the server gave a reading
         self._log_limit = LogLimiter()
         self._server: Server | None = None
@@ -76,21 +75,21 @@ class IngestServer:
         self.committer.start()
         self._refresher = asyncio.create_task(self._refresh_catalogue_forever())
         self._housekeeper = asyncio.create_task(self._housekeeping_forever())
-        cfg = self.config
-        tls = tls_context(cfg)
+        cfg, ingest = self.config, self.config.ingest
+        tls = tls_context(ingest)
         self._server = await serve(
-            self._handle, host or cfg.bind_host, cfg.getint("ports", "ingest") if port is None else port,
+            self._handle, host or cfg.bind_host, cfg.ports.ingest if port is None else port,
             process_request=self._process_request,
             create_connection=self.cap.factory(),
             ssl=tls,
-            open_timeout=cfg.getfloat("ingest", "handshake_timeout"),
-            close_timeout=cfg.getfloat("ingest", "close_timeout"),
-            max_size=cfg.getint("ingest", "max_frame_bytes"),
-            max_queue=cfg.getint("ingest", "max_queued_frames"),
-            write_limit=cfg.getint("ingest", "max_unsent_bytes"),
-            ping_interval=cfg.getfloat("ingest", "ping_interval"),
-            ping_timeout=cfg.getfloat("ingest", "ping_timeout"),
-            compression="deflate" if cfg.getbool("ingest", "compression") else None,
+            open_timeout=ingest.handshake_timeout,
+            close_timeout=ingest.close_timeout,
+            max_size=ingest.max_frame_bytes,
+            max_queue=ingest.max_queued_frames,
+            write_limit=ingest.max_unsent_bytes,
+            ping_interval=ingest.ping_interval,
+            ping_timeout=ingest.ping_timeout,
+            compression="deflate" if ingest.compression else None,
         )
         log.info("ingest server listening on %s:%d%s (database %s)", *self.address,
                  " with TLS" if tls else "", self.engine.url.render_as_string(hide_password=True))
@@ -108,7 +107,7 @@ class IngestServer:
         """
         if self._server is None:
             return
-        drain = self.config.getfloat("ingest", "drain_seconds") if timeout is None else timeout
+        drain = self.config.ingest.drain_seconds if timeout is None else timeout
         self._server.server.close()  # the listening socket only; open connections stay
         self._draining = True
         with contextlib.suppress(asyncio.TimeoutError):
@@ -116,7 +115,7 @@ class IngestServer:
         self._server.close(code=1001, reason="server shutting down")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(),
-                                   self.config.getfloat("ingest", "close_timeout") + 1)
+                                   self.config.ingest.close_timeout + 1)
         await self.committer.close()
         for task in (self._refresher, self._housekeeper):
             if task:
@@ -250,7 +249,7 @@ class IngestServer:
 
     async def _housekeeping_forever(self) -> None:
         """Every second: drop clients that read no replies; now and then, close revoked devices."""
-        revoke_every = self.config.getfloat("ingest", "revoke_check_seconds")
+        revoke_every = self.config.ingest.revoke_check_seconds
         last_revoke_check = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, revoke_every))
@@ -267,8 +266,8 @@ class IngestServer:
         Such a client blocks its handler in send() (and with it the frames it keeps sending),
         and keepalive pings queue behind the same buffer, so nothing else would ever end it.
         """
-        limit = self.config.getint("ingest", "max_unsent_bytes")
-        patience = self.config.getfloat("ingest", "ping_timeout")
+        limit = self.config.ingest.max_unsent_bytes
+        patience = self.config.ingest.ping_timeout
         for conn in list(self._server.connections):
             if conn.transport.get_write_buffer_size() <= limit:
                 self._stalled_since.pop(conn, None)

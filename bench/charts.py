@@ -146,7 +146,7 @@ def run(cfg: config_mod.Config, sizes: Sizes, runs: int, chart_dir: Path) -> tup
 
 def kept_renders(cfg: config_mod.Config) -> float:
     """How many renders exist at once: one per [charts] interval_seconds for keep_days."""
-    return cfg.getfloat("charts", "keep_days") * 86400 / cfg.getfloat("charts", "interval_seconds")
+    return cfg.charts.keep_days * 86400 / cfg.charts.interval_seconds
 
 
 def main(argv: list[str] | None = None) -> int:

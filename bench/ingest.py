@@ -26,7 +26,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -259,11 +259,11 @@ def baseline(cfg: config_mod.Config, devices: list[loadgen.Device], total: int) 
 def _baseline_connection(cfg: config_mod.Config):
     """A DB-API connection with an empty reading_copy, and the INSERT statement for it."""
     if cfg.uses_mysql:
-        conn = pymysql.connect(**MYSQL, database=cfg.get("mysql", "database"))
+        conn = pymysql.connect(**MYSQL, database=cfg.mysql.database)
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE reading_copy LIKE reading")
         return conn, f"INSERT IGNORE INTO reading_copy {BASELINE_COLUMNS} VALUES (%s,%s,%s,%s,%s)"
-    conn = sqlite3.connect(cfg.path("sqlite", "path"))
+    conn = sqlite3.connect(cfg.sqlite.path)
     for pragma in storage.SQLITE_PRAGMAS:
         conn.execute("PRAGMA " + pragma)
     ddl = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='reading'").fetchone()[0]
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **db_env, **extra}
         cfg = config_mod.load(environ=env)
         print(f"database {cfg.database_url}; [ingest] " +
-              ", ".join(f"{k}={v}" for k, v in cfg.values["ingest"].items()))
+              ", ".join(f"{k}={v}" for k, v in asdict(cfg.ingest).items()))
         bench = Bench(sizes, cfg, env, Path(tmp))
         bench.devices = register(cfg, max(sizes.batched_devices, sizes.single_devices, sizes.idle_conns))
         for name in SCENARIOS if args.scenario == "all" else [args.scenario]:

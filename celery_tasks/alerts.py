@@ -80,11 +80,10 @@ def _run_rule(eng: Engine, rule: alerts.Rule, states: dict[int, alerts.State],
 
 def lost_notifications(eng: Engine, cfg, now_ms: int) -> list[tuple[int, str]]:
     """Unsent notifications due their one re-send at now_ms (see lib.alerts.resend_window)."""
-    if not cfg.get("alerts", "webhook_url"):
+    if not cfg.alerts.webhook_url:
         return []  # nothing is ever sent, so nothing is lost
-    start, end = alerts.resend_window(now_ms, int(cfg.getfloat("celery", "alert_seconds") * 1000),
-                                      cfg.getint("alerts", "webhook_retries"),
-                                      cfg.getfloat("alerts", "webhook_timeout"))
+    start, end = alerts.resend_window(now_ms, int(cfg.celery.alert_seconds * 1000),
+                                      cfg.alerts.webhook_retries, cfg.alerts.webhook_timeout)
     return alert_store.unsent(eng, start, end)
 
 
@@ -105,7 +104,7 @@ def post_json(url: str, body: dict, timeout: float) -> int:
 
 def deliver(eng: Engine, cfg, event_id: int, notification: str) -> str:
     """Send one notification unless it is sent already or no webhook is set; returns what happened."""
-    url = cfg.get("alerts", "webhook_url")
+    url = cfg.alerts.webhook_url
     if not url:
         log.info("alert event %s %s: no [alerts] webhook_url, not sent", event_id, notification)
         return "no webhook"
@@ -121,7 +120,7 @@ def deliver(eng: Engine, cfg, event_id: int, notification: str) -> str:
     if notification == "resolved" and event.fire_sent_ms is None:
         # Keep the receiver's order: retry until the firing notification has gone out.
         raise WebhookError(f"alert event {event_id}: firing notification not delivered yet")
-    status = post_json(url, alerts.payload(event, notification), cfg.getfloat("alerts", "webhook_timeout"))
+    status = post_json(url, alerts.payload(event, notification), cfg.alerts.webhook_timeout)
     alert_store.mark_sent(eng, event_id, notification, storage.now_ms())
     log.info("alert event %s %s: webhook answered %s", event_id, notification, status)
     return "sent"
@@ -145,7 +144,7 @@ def evaluate_alerts(now_ms: int | None = None) -> dict:
 
 @app.task(name="celery_tasks.send_webhook", autoretry_for=(OSError, http.client.HTTPException, WebhookError),
           retry_backoff=True, retry_backoff_max=alerts.BACKOFF_MAX_S, retry_jitter=True,
-          max_retries=app.sensors.getint("alerts", "webhook_retries"))
+          max_retries=app.sensors.alerts.webhook_retries)
 def send_webhook(event_id: int, notification: str) -> str:
     """POST one notification ("firing" or "resolved") of an alert event, retrying with backoff."""
     return deliver(engine(), settings(), int(event_id), notification)

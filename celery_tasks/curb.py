@@ -22,7 +22,7 @@ def rollup() -> dict:
     """Roll up the pending (device, hour) marks of any age; returns counts, late and merged ones included."""
     settings = db.settings()
     cutoffs = RetentionPolicy.from_settings(settings).cutoffs(storage.now_ms())
-    budget = BUDGET_SHARE * settings.getfloat("celery", "rollup_seconds")
+    budget = BUDGET_SHARE * settings.celery.rollup_seconds
     return rollups.run_rollup(db.engine(), stale_before=cutoffs.raw_ms, budget_s=budget).as_dict()
 
 
@@ -39,7 +39,7 @@ def retention() -> dict:
     policy = RetentionPolicy.from_settings(settings)
     cutoffs = policy.cutoffs(storage.now_ms())
     done = retention_sql.roll_up_and_retain(engine, cutoffs, policy.batch_rows, RETENTION_LOCK_WAIT_S)
-    renders = prune_renders(engine, settings.path("other", "flask_path"), cutoffs.chart_ms)
+    renders = prune_renders(engine, settings.other.flask_path, cutoffs.chart_ms)
     if done is None:
         # Deleting raw data whose late readings are not rolled up yet would lose them.
         raise RuntimeError("retention: a rollup run held the lock too long; no readings deleted")

@@ -19,8 +19,7 @@ PASSWORD_FILE = "flower_password"
 
 def credentials(settings: config_mod.Config) -> tuple[str, str]:
     """Flower's user and password, generating and storing a password when none is set."""
-    user = settings.get("auth", "flower_user") or "admin"
-    password = settings.get("auth", "flower_password")
+    user, password = settings.auth.flower_user, settings.auth.flower_password
     if password:
         return user, password
     path = settings.var_dir / PASSWORD_FILE
@@ -40,7 +39,7 @@ def credentials(settings: config_mod.Config) -> tuple[str, str]:
 def flower_command(settings: config_mod.Config) -> list[str]:
     """The command line starting Flower on [ports] flower."""
     return [sys.executable, "-m", "celery", "-A", "celery_tasks", "flower",
-            f"--port={settings.getint('ports', 'flower')}", f"--address={settings.bind_host}"]
+            f"--port={settings.ports.flower}", f"--address={settings.bind_host}"]
 
 
 def main(argv: list[str] | None = None) -> None:

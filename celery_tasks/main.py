@@ -15,7 +15,7 @@ TASK_MODULES = ("celery_tasks.curb", "celery_tasks.draw_picture.draw", "celery_t
 
 def celery_config(settings: config_mod.Config) -> dict:
     """Celery settings derived from ours; beat and the embedded transport keep their files in embedded_dir."""
-    queue = settings.get("celery", "queue")
+    queue = settings.celery.queue
     conf = {
         "broker_url": settings.broker_url,
         "enable_utc": True,
@@ -32,43 +32,41 @@ def celery_config(settings: config_mod.Config) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_concurrency": settings.getint("celery", "concurrency"),
+        "worker_concurrency": settings.celery.concurrency,
         "worker_send_task_events": True,  # Flower shows tasks as they run
         "task_send_sent_event": True,
         "task_track_started": True,
         "broker_connection_retry_on_startup": True,
         "beat_schedule": beat_schedule(settings),
     }
-    folder = settings.path("celery", "embedded_dir")
+    folder = settings.celery.embedded_dir
     # Beat's schedule lives here on every broker, so the folder must exist with RabbitMQ too.
     folder.mkdir(parents=True, exist_ok=True)
     conf["beat_schedule_filename"] = str(folder / "beat-schedule")
     if settings.uses_rabbitmq:
-        conf["result_backend"] = settings.get("celery", "result_backend") or "rpc://"
+        conf["result_backend"] = settings.celery.result_backend or "rpc://"
     else:
         for sub in ("broker", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
             "data_folder_in": str(folder / "broker"), "data_folder_out": str(folder / "broker"),
             "control_folder": str(folder / "control"), "polling_interval": 0.2}
-        conf["result_backend"] = (settings.get("celery", "result_backend")
+        conf["result_backend"] = (settings.celery.result_backend
                                   or f"db+sqlite:///{folder / 'results.sqlite'}")
     return conf
 
 
 def beat_schedule(settings: config_mod.Config) -> dict:
     """Periodic tasks; each expires after one interval so a backlog never piles up."""
-    def every(key_section: str, key: str, task: str) -> dict:
-        seconds = settings.getfloat(key_section, key)
-        if seconds <= 0:
-            raise ValueError(f"[{key_section}] {key} must be positive, got {seconds}")
+    def every(seconds: float, task: str) -> dict:
         return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
 
+    celery = settings.celery  # the intervals are checked positive when the settings load
     return {
-        "rollup": every("celery", "rollup_seconds", "celery_tasks.rollup"),
-        "alerts": every("celery", "alert_seconds", "celery_tasks.evaluate_alerts"),
-        "charts": every("charts", "interval_seconds", "celery_tasks.draw_charts"),
-        "retention": every("celery", "retention_seconds", "celery_tasks.retention"),
+        "rollup": every(celery.rollup_seconds, "celery_tasks.rollup"),
+        "alerts": every(celery.alert_seconds, "celery_tasks.evaluate_alerts"),
+        "charts": every(settings.charts.interval_seconds, "celery_tasks.draw_charts"),
+        "retention": every(celery.retention_seconds, "celery_tasks.retention"),
     }
 
 

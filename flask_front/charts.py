@@ -36,5 +36,5 @@ def echarts_file(filename: str):
 @bp.route("/charts/<path:filename>")
 def chart_file(filename: str):
     """A rendered chart page, by its path relative to [other] flask_path (as in the `path` table)."""
-    folder = current_app.config["SENSORS"].path("other", "flask_path")
+    folder = current_app.config["SENSORS"].other.flask_path
     return send_from_directory(folder, filename, max_age=0)

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from lib import storage
-from lib.alerts import parse_duration
+from lib.alerts import rule_spec
 from lib.catalogue import Metric
 from lib.storage import alerts as alert_store
 from lib.validation import ms_to_iso
@@ -23,9 +23,12 @@ def register(app: Flask) -> None:
 @click.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the schema and the built-in metrics (safe to run again)."""
+    """Create or upgrade the schema and seed the built-in metrics (safe to run again)."""
+    from lib.storage.schema import current_revision  # Alembic: only this command needs it
+
     storage.init_db(db.engine)
-    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"database ready at schema {current_revision(db.engine)}: "
+               f"{db.engine.url.render_as_string(hide_password=True)}")
 
 
 @click.command("add-device")
@@ -109,25 +112,13 @@ def list_metrics() -> None:
               help="resolve only once the metric is this far back past the threshold")
 def add_alert(name, device_name, metric, above, below, no_data_minutes, hold, hysteresis) -> None:
     """Add an alert rule: --metric with --above or --below, or --no-data-minutes."""
-    conditions = [c for c in (above, below, no_data_minutes) if c is not None]
-    if len(conditions) != 1:
-        raise click.UsageError("give exactly one of --above, --below and --no-data-minutes")
-    fields = {"name": name, "device_id": _device_id(device_name), "hysteresis": hysteresis}
-    if no_data_minutes is not None:
-        if metric or hold != "0" or hysteresis:
-            raise click.UsageError("--no-data-minutes takes no --metric, --for or --hysteresis")
-        fields.update(kind="nodata", duration_ms=no_data_minutes * 60_000)
-    else:
-        if not metric:
-            raise click.UsageError("--above and --below need --metric")
-        try:
-            seconds = parse_duration(hold)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--for") from None
-        kind, threshold = ("above", above) if above is not None else ("below", below)
-        fields.update(kind=kind, metric=metric, threshold=threshold, duration_ms=seconds * 1000)
     try:
-        rule_id = alert_store.add_rule(db.engine, **fields)
+        fields = rule_spec(name=name, metric=metric, above=above, below=below,
+                           no_data_minutes=no_data_minutes, hold=hold, hysteresis=hysteresis)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        rule_id = alert_store.add_rule(db.engine, device_id=_device_id(device_name), **fields)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     rule = next(r.rule for r in alert_store.list_rules(db.engine) if r.rule.id == rule_id)

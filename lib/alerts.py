@@ -289,3 +289,34 @@ def as_rule(row: Mapping) -> Rule:
     """A Rule from an alert_rule row (duration stored in seconds)."""
     return Rule(row["id"], row["name"], row["device_id"], row["metric"], row["kind"],
                 row["threshold"], int(row["duration_s"]) * 1000, float(row["hysteresis"] or 0))
+
+
+def rule_spec(*, name: str, metric: str | None = None, above: float | None = None,
+              below: float | None = None, no_data_minutes: int | None = None,
+              hold: str | int = 0, hysteresis: float = 0.0) -> dict:
+    """The fields of a new rule from what a person asks for; ValueError says what is wrong.
+
+    One of above, below or no_data_minutes; threshold rules need a metric and may hold for a
+    duration ("5m") with hysteresis; no-data rules take neither. The CLI and the API both call this.
+    """
+    conditions = [c for c in (above, below, no_data_minutes) if c is not None]
+    if len(conditions) != 1:
+        raise ValueError("give exactly one of above, below and no-data minutes")
+    if not _finite(hysteresis) or hysteresis < 0:
+        raise ValueError("hysteresis must be a number of at least 0")
+    seconds = parse_duration(str(hold)) if not isinstance(hold, int) else hold
+    if seconds < 0:
+        raise ValueError("duration must not be negative")
+    if no_data_minutes is not None:
+        if metric or seconds or hysteresis:
+            raise ValueError("a no-data rule takes no metric, duration or hysteresis")
+        if no_data_minutes < 1:
+            raise ValueError("no-data minutes must be at least 1")
+        return {"name": name, "kind": "nodata", "duration_ms": no_data_minutes * 60_000}
+    if not metric:
+        raise ValueError("above and below need a metric")
+    kind, threshold = ("above", above) if above is not None else ("below", below)
+    if not _finite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return {"name": name, "kind": kind, "metric": metric, "threshold": float(threshold),
+            "duration_ms": seconds * 1000, "hysteresis": float(hysteresis)}

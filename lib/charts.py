@@ -42,15 +42,15 @@ SOURCE_LABELS = {RAW: "raw readings", MINUTE: "1-minute means with min–max ban
 
 
 def choose_source(raw_points: int, minute_points: int, max_points: int,
-                  window: Window | None = None, raw_kept_ms: int | None = None) -> str:
+                  span_ms: int | None = None, raw_kept_ms: int | None = None) -> str:
     """Raw readings when they fit in max_points, else 1-minute rollups when they fit, else hourly.
 
-    Raw is skipped when retention keeps less raw data than the window spans: the
-    rollups then show the whole window where raw readings would show only its end.
+    Raw is skipped when retention keeps less raw data than the span covers: the
+    rollups then show the whole span where raw readings would show only its end.
     """
     if max_points < 1:
         raise ValueError(f"[charts] max_points must be at least 1, got {max_points}")
-    raw_covers = window is None or raw_kept_ms is None or window.ms <= raw_kept_ms
+    raw_covers = span_ms is None or raw_kept_ms is None or span_ms <= raw_kept_ms
     if raw_covers and raw_points <= max_points:
         return RAW
     if minute_points <= max_points:

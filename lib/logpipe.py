@@ -20,18 +20,12 @@ CHUNK = 64 * 1024  # a line longer than this is written in pieces, so memory sta
 
 def max_bytes(settings: config_mod.Config) -> int:
     """[other] log_max_mb as bytes (fractions allowed); at least one byte."""
-    megabytes = settings.getfloat("other", "log_max_mb")
-    if megabytes <= 0:
-        raise ValueError(f"[other] log_max_mb must be positive, got {megabytes}")
-    return max(1, int(megabytes * 1024 * 1024))
+    return max(1, int(settings.other.log_max_mb * 1024 * 1024))
 
 
 def backups(settings: config_mod.Config) -> int:
     """[other] log_backups, the number of rotated files kept."""
-    count = settings.getint("other", "log_backups")
-    if count < 1:
-        raise ValueError(f"[other] log_backups must be at least 1, got {count}")
-    return count
+    return settings.other.log_backups
 
 
 def make_handler(path: str, limit: int, keep: int) -> logging.handlers.RotatingFileHandler:

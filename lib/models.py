@@ -1,4 +1,8 @@
-"""Database models, declared once and shared by the ingest server, Celery and Flask."""
+"""Database models, declared once and shared by the ingest server, Celery and Flask.
+
+A change here needs a revision under lib/migrations (tests/test_migrations.py compares the
+two) and a regenerated data.sql (python -m lib.storage.schema_sql > data.sql).
+"""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -13,7 +17,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-# MySQL defaults vary by server; pin the engine and charset so data.sql and create_all agree.
+# MySQL defaults vary by server; pin the engine and charset (lib/migrations pins the same).
 TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
@@ -228,7 +232,7 @@ class AlertEvent(Base):
     resolved_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # the reading that ended it
     fire_sent_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
     resolve_sent_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
-    # Added later, so nullable and last: init_db appends them to an older table in this order.
+    # Added later, so nullable and last: migration 0002 appends them to an older table in this order.
     resolved_value: Mapped[float | None] = mapped_column(sa.Double)  # the reading that resolved it
     fire_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # NULL in rows from before
     resolve_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -116,10 +116,9 @@ class RetentionPolicy:
     @classmethod
     def from_settings(cls, settings) -> RetentionPolicy:
         """Policy from [retention] raw_days, minute_days, batch_rows and [charts] keep_days."""
-        return cls(raw_days=settings.getfloat("retention", "raw_days"),
-                   minute_days=settings.getfloat("retention", "minute_days"),
-                   chart_days=settings.getfloat("charts", "keep_days"),
-                   batch_rows=settings.getint("retention", "batch_rows"))
+        kept = settings.retention
+        return cls(raw_days=kept.raw_days, minute_days=kept.minute_days,
+                   chart_days=settings.charts.keep_days, batch_rows=kept.batch_rows)
 
     def cutoffs(self, now_ms: int) -> Cutoffs:
         """Cutoffs at `now_ms`; data cutoffs fall on hour starts, so an hour is kept whole or not at all."""

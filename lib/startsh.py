@@ -28,7 +28,7 @@ WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 
 def probe_host(settings: config_mod.Config) -> str:
     """Where this machine reaches its own servers: the bind address, or loopback for 'all'."""
-    host = settings.get("ecs", "intranet_ip")
+    host = settings.ecs.intranet_ip
     if host in WILDCARDS:
         return "127.0.0.1"
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -37,12 +37,12 @@ def probe_host(settings: config_mod.Config) -> str:
 def shell_settings(settings: config_mod.Config) -> dict[str, str]:
     """Every value start.sh needs, by shell variable name."""
     host = probe_host(settings)
-    tls = bool(settings.get("ingest", "tls_cert") and settings.get("ingest", "tls_key"))
-    ingest, flower = settings.getint("ports", "ingest"), settings.getint("ports", "flower")
+    tls = settings.ingest.tls
+    ingest, flower = settings.ports.ingest, settings.ports.flower
     if settings.uses_rabbitmq:
-        broker = f"RabbitMQ {settings.get('rabbitmq', 'host')}:{settings.getint('rabbitmq', 'port')}"
+        broker = f"RabbitMQ {settings.rabbitmq.host}:{settings.rabbitmq.port}"
     else:
-        broker = f"embedded in {settings.path('celery', 'embedded_dir')}"
+        broker = f"embedded in {settings.celery.embedded_dir}"
     return {
         "VAR_DIR": str(settings.var_dir),
         "INGEST_PORT": str(ingest),
@@ -50,8 +50,8 @@ def shell_settings(settings: config_mod.Config) -> dict[str, str]:
         "INGEST_SCHEME": "wss" if tls else "ws",
         "INGEST_HEALTH": f"{'https' if tls else 'http'}://{host}:{ingest}/healthz",
         "FLOWER_HEALTH": f"http://{host}:{flower}/healthcheck",
-        "PUBLIC_HOST": settings.get("ecs", "public_ip") or "localhost",
-        "CHART_DIR": str(settings.path("other", "flask_path")),
+        "PUBLIC_HOST": settings.ecs.public_ip or "localhost",
+        "CHART_DIR": str(settings.other.flask_path),
         "DATABASE": _hide_password(settings.database_url),
         "BROKER": broker,
         "LOG_MAX_BYTES": str(max_bytes(settings)),

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from lib import config as config_mod, storage
 from lib.config import REPO_ROOT
 from lib.models import Base
+from lib.storage.schema import VERSION_TABLE
 
 MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
              port=int(os.environ.get("TEST_MYSQL_PORT", "3306")), user="root", password="")
@@ -76,12 +77,12 @@ def mysql_settings(database: str, port: int | None = None) -> config_mod.Config:
 
 
 def reset_database(cfg: config_mod.Config) -> None:
-    """Drop the project's tables (with any added metric columns) and create them anew."""
+    """Drop the project's tables (with any added metric columns) and the version table, then init_db."""
     engine = storage.make_engine(cfg.database_url)
     if cfg.uses_mysql:
         with engine.begin() as conn:
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
-            for table in Base.metadata.tables:
+            for table in (*Base.metadata.tables, VERSION_TABLE):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{table}`")
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
     storage.init_db(engine)
@@ -163,11 +164,7 @@ def ingest(settings):
 
 def settings_env(settings: config_mod.Config) -> dict[str, str]:
     """Environment that makes a child process use exactly `settings`."""
-    env = dict(os.environ)
-    for section, keys in settings.values.items():
-        for key, value in keys.items():
-            env[f"SENSORS_{section.upper()}_{key.upper()}"] = value
-    return env
+    return {**os.environ, **settings.environ()}
 
 
 class ServerProcess:

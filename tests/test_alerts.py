@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from lib import alerts
 from lib.alerts import (LOOKBACK_MARGIN_MS, RESEND_MIN_MS, Event, Fired, Resolved, Rule, State,
                         breaching, cleared, delivery_window_ms, evaluate_nodata, lookback_start,
                         parse_duration, payload, resend_window, run, step)
@@ -293,3 +294,34 @@ def test_time_fields_mean_the_same_for_every_kind(kind, resolved_at, late_ms):
     fired, resolved = transitions_of(kind, late_ms)
     assert (fired.since_ms, fired.at_ms) == (T, T + 2 * MIN)
     assert resolved.at_ms == resolved_at
+
+
+# ---- rule_spec: what the CLI and the API ask for ---------------------------------------
+
+@pytest.mark.parametrize("kwargs, want", [
+    ({"metric": "co2", "above": 1000, "hold": "5m", "hysteresis": 50},
+     {"kind": "above", "metric": "co2", "threshold": 1000.0, "duration_ms": 300_000, "hysteresis": 50.0}),
+    ({"metric": "temperature", "below": -5.5},
+     {"kind": "below", "metric": "temperature", "threshold": -5.5, "duration_ms": 0, "hysteresis": 0.0}),
+    ({"metric": "co2", "above": 1, "hold": 90}, {"kind": "above", "duration_ms": 90_000}),
+    ({"no_data_minutes": 10}, {"kind": "nodata", "duration_ms": 600_000}),
+])
+def test_rule_spec_builds_rule_fields(kwargs, want):
+    spec = alerts.rule_spec(name="r", **kwargs)
+    assert spec["name"] == "r" and want.items() <= spec.items()
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({}, "exactly one"),
+    ({"metric": "co2", "above": 1, "below": 2}, "exactly one"),
+    ({"above": 1}, "need a metric"),
+    ({"no_data_minutes": 5, "metric": "co2"}, "no-data rule takes no"),
+    ({"no_data_minutes": 5, "hold": "1m"}, "no-data rule takes no"),
+    ({"no_data_minutes": 0}, "at least 1"),
+    ({"metric": "co2", "above": float("nan")}, "finite"),
+    ({"metric": "co2", "above": 1, "hysteresis": -1}, "hysteresis"),
+    ({"metric": "co2", "above": 1, "hold": "soon"}, "must look like"),
+])
+def test_rule_spec_refuses_what_cannot_be_a_rule(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        alerts.rule_spec(name="r", **kwargs)

@@ -193,8 +193,8 @@ def test_a_notification_lost_before_queueing_is_resent_once(settings, engine, de
     t = start_ms()
     event_id = fired_event(engine, device.id, t)  # committed, but no task was queued (a crash)
     cfg = worker.settings
-    start, _ = resend_window(t, int(cfg.getfloat("celery", "alert_seconds") * 1000),
-                             cfg.getint("alerts", "webhook_retries"), cfg.getfloat("alerts", "webhook_timeout"))
+    start, _ = resend_window(t, int(cfg.celery.alert_seconds * 1000),
+                             cfg.alerts.webhook_retries, cfg.alerts.webhook_timeout)
     due = t + (t - start)
     assert worker.call("celery_tasks.evaluate_alerts", due - 30_001)["resent"] == 0
     assert worker.call("celery_tasks.evaluate_alerts", due)["resent"] == 1

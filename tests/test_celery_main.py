@@ -121,7 +121,7 @@ def test_beat_draws_charts_when_it_starts(settings, engine, device, celery_worke
         while not (paths := chart_store.latest_paths(engine, device.id)):
             assert time.monotonic() < deadline, (tmp_path / "beat.log").read_text() + worker.log()
             time.sleep(0.5)
-        chart_dir = worker.settings.path("other", "flask_path")
+        chart_dir = worker.settings.other.flask_path
         assert {p.span for p in paths} == {"24h", "7d", "30d"}
         assert all((chart_dir / p.file).is_file() for p in paths)
     finally:

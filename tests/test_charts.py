@@ -27,8 +27,8 @@ def test_source_is_raw_then_minute_then_hour(raw, minute, expected):
 
 def test_raw_is_skipped_when_retention_keeps_less_than_the_window():
     month = WINDOWS[2]
-    assert choose_source(10, 10, 2000, month, raw_kept_ms=7 * DAY_MS) == MINUTE
-    assert choose_source(10, 10, 2000, month, raw_kept_ms=30 * DAY_MS) == RAW
+    assert choose_source(10, 10, 2000, month.ms, raw_kept_ms=7 * DAY_MS) == MINUTE
+    assert choose_source(10, 10, 2000, month.ms, raw_kept_ms=30 * DAY_MS) == RAW
 
 
 def test_max_points_must_be_positive():

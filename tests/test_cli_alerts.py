@@ -54,13 +54,13 @@ def test_add_alert_for_one_device_and_list_and_delete(cli, engine, device):
 @pytest.mark.parametrize("args,error", [
     (["--metric", "co2"], "exactly one of"),
     (["--metric", "co2", "--above", "1", "--below", "0"], "exactly one of"),
-    (["--above", "1"], "need --metric"),
+    (["--above", "1"], "need a metric"),
     (["--metric", "pressure", "--above", "1"], "unknown metric"),
     (["--metric", "co2", "--above", "1", "--for", "5 minutes"], "must look like"),
     (["--metric", "co2", "--above", "1", "--hysteresis", "-1"], "hysteresis"),
-    (["--metric", "co2", "--above", "nan"], "finite threshold"),
+    (["--metric", "co2", "--above", "nan"], "threshold must be a finite number"),
     (["--no-data-minutes", "0"], "no-data-minutes"),
-    (["--no-data-minutes", "5", "--metric", "co2"], "takes no --metric"),
+    (["--no-data-minutes", "5", "--metric", "co2"], "takes no metric"),
     (["--metric", "co2", "--above", "1", "--device", "nowhere"], "no device named"),
 ])
 def test_add_alert_refuses(cli, engine, args, error):

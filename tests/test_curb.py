@@ -70,7 +70,7 @@ def test_tasks_through_a_worker(setup):
                           end_ms=old + HOUR_MS)
     assert (rebuilt["marks"], rebuilt["hour_rows"]) == (1, 1)
 
-    renders = write_renders(worker.settings.path("other", "flask_path"), engine, device,
+    renders = write_renders(worker.settings.other.flask_path, engine, device,
                             [now - 3 * DAY_MS, now - DAY_MS])  # [charts] keep_days is 2
     result = worker.call("celery_tasks.retention")
     # Raw rows go an hour per transaction (here one hour of 120 readings), whatever batch_rows says.

@@ -14,6 +14,8 @@ from lib import storage
 from lib.catalogue import BUILTIN_METRICS, Metric
 from lib.config import REPO_ROOT
 from lib.models import Base
+from lib.storage.schema import VERSION_TABLE, head_revision
+from lib.storage.schema_sql import schema_sql
 from tests.conftest import MYSQL, mysql_settings
 
 DATA_SQL = REPO_ROOT / "data.sql"
@@ -97,6 +99,7 @@ def describe(database: str) -> dict[str, list[str]]:
                         "  AND k.constraint_name = r.constraint_name AND k.table_name = r.table_name"
                         " WHERE r.constraint_schema = %s ORDER BY r.table_name, r.constraint_name,"
                         " k.ordinal_position",
+        "version": f"SELECT version_num FROM {VERSION_TABLE}",
     }
     schema = {key: [" | ".join(map(str, row)) for row in query(database, sql)]
               for key, sql in aspects.items()}
@@ -128,8 +131,16 @@ def metric_rows(database: str) -> list[tuple]:
     return query(database, "SELECT name, unit, min_value, max_value, label FROM metric ORDER BY name")
 
 
+def test_committed_data_sql_is_what_the_generator_prints():
+    """data.sql is regenerated whenever the models or migrations change (see its header)."""
+    committed = DATA_SQL.read_text(encoding="utf-8")
+    diff = "\n".join(difflib.unified_diff(committed.splitlines(), schema_sql().splitlines(),
+                                          "data.sql", "python -m lib.storage.schema_sql", lineterm=""))
+    assert not diff, f"data.sql is stale; run: .venv/bin/python -m lib.storage.schema_sql > data.sql\n{diff}"
+
+
 @pytest.mark.parametrize("aspect", ["tables", "columns", "indexes", "constraints",
-                                    "foreign_keys", "show_create"])
+                                    "foreign_keys", "show_create", "version"])
 def test_schema_aspect_matches_init_db(from_orm, from_sql, aspect):
     """Each aspect of the data.sql schema equals what init_db creates."""
     expected, actual = describe(from_orm)[aspect], describe(from_sql)[aspect]
@@ -142,7 +153,8 @@ def test_expected_schema_details(from_sql):
     """data.sql has the pinned engine, charset, constraint names and ON DELETE CASCADE."""
     schema = describe(from_sql)
     assert [line.split(" | ")[:2] for line in schema["tables"]] == [
-        [name, "InnoDB"] for name in sorted(TABLES)]
+        [name, "InnoDB"] for name in sorted([*TABLES, VERSION_TABLE])]
+    assert schema["version"] == [head_revision()]
     assert all(line.split(" | ")[2].startswith("utf8mb4_") for line in schema["tables"])
     names = {line.split(" | ")[1] for line in schema["constraints"]}
     assert {"uq_device_name", "uq_device_token_hash", "fk_reading_device_id_device"} <= names

@@ -32,7 +32,7 @@ def cfg(settings, tmp_path):
 
 
 def chart_dir(cfg) -> Path:
-    return cfg.path("other", "flask_path")
+    return cfg.other.flask_path
 
 
 def insert_rollup(engine, table, device_id, bucket, **metrics):
@@ -258,7 +258,7 @@ def test_draw_charts_task_on_a_worker(celery_worker, tmp_path):
     worker = celery_worker(cfg, broker="rabbitmq")
     result = worker.call("celery_tasks.draw_charts", [device.id], NOW, timeout=60)
     assert result["files"] == 9 and result["render"].startswith("20270115T080000Z-")
-    folder = worker.settings.path("other", "flask_path") / result["render"]
+    folder = worker.settings.other.flask_path / result["render"]
     assert len(list(folder.glob("*.html"))) == 9
     assert {p.render for p in cs.latest_paths(engine)} == {result["render"]}
     assert worker.call("celery_tasks.draw_charts", [], NOW) == {"render": None, "files": 0}

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from lib import storage
+from lib.storage import dialect as dialects, schema
 from lib.catalogue import BUILTIN_METRICS, Metric
 from lib.models import Base
 from lib.validation import FrameError, parse_frame
@@ -41,7 +42,9 @@ def test_init_db_is_idempotent(engine, device):
     storage.init_db(engine)
     assert (columns(engine), all_rows(engine, "metric"), all_rows(engine, "device")) == before
     assert columns(engine) == ["device_id", "ts", "co2", "temperature", "humidity"]
-    assert sorted(sa.inspect(engine).get_table_names()) == sorted(Base.metadata.tables)
+    assert sorted(sa.inspect(engine).get_table_names()) == sorted([*Base.metadata.tables,
+                                                                   schema.VERSION_TABLE])
+    assert schema.current_revision(engine) == schema.head_revision()
     assert stored(engine, device.id) == [(TS, 500.0, None, None)]
 
 
@@ -460,3 +463,46 @@ def test_mark_pending_ignores_an_ints_own_text(engine):
         evil = EvilInt(2), EvilInt(7_200_000), EvilInt(7_200_001), EvilInt(7_200_002)
         storage.mark_pending(conn, {evil[:2]: evil[2:]})
     assert pending(engine) == [(2, 7_200_000, 0, 7_200_001, 7_200_002)]
+
+
+# ---- dialect differences (lib/storage/dialect.py) ---------------------------------
+
+@pytest.mark.parametrize("dialect, expected", [
+    ("mysql", " ON DUPLICATE KEY UPDATE gen = gen + 1, lo_ms = LEAST(lo_ms, VALUES(lo_ms)),"
+              " hi_ms = GREATEST(hi_ms, VALUES(hi_ms))"),
+    ("sqlite", " ON CONFLICT (device_id, hour) DO UPDATE SET gen = gen + 1,"
+               " lo_ms = MIN(lo_ms, excluded.lo_ms), hi_ms = MAX(hi_ms, excluded.hi_ms)"),
+])
+def test_pending_upsert_tail_is_the_statement_mark_pending_always_ran(dialect, expected):
+    """The ingest's rollup_pending upsert is unchanged by moving it into the dialect module."""
+    assert dialects.pending_upsert_tail(dialect) == expected
+
+
+@pytest.mark.parametrize("dialect, head", [
+    ("mysql", "INSERT IGNORE INTO reading (device_id,ts,`co2`,`signal`) VALUES (1,2,3.5,null)"),
+    ("sqlite", 'INSERT OR IGNORE INTO reading (device_id,ts,"co2","signal") VALUES (1,2,3.5,null)'),
+])
+def test_insert_readings_sql_per_dialect(dialect, head):
+    """Each dialect gets its own ignore verb and identifier quotes."""
+    assert storage.insert_readings_sql(dialect, ["co2", "signal"], [(1, 2, 3.5, None)]) == head
+
+
+@pytest.mark.parametrize("dialect, expected", [
+    ("mysql", ("DIV", "LEAST", "GREATEST", "VALUES(c)", " FOR UPDATE",
+               "ON DUPLICATE KEY UPDATE c = 1, d = 2")),
+    ("sqlite", ("/", "MIN", "MAX", "excluded.c", "",
+                "ON CONFLICT (a, b) DO UPDATE SET c = 1, d = 2")),
+])
+def test_dialect_fragments(dialect, expected):
+    """The SQL fragments that differ between MariaDB and SQLite."""
+    assert (dialects.int_div(dialect), dialects.least(dialect), dialects.greatest(dialect),
+            dialects.excluded(dialect, "c"), dialects.for_update(dialect),
+            dialects.upsert_tail(dialect, ["a", "b"], ["c = 1", "d = 2"])) == expected
+
+
+def test_dialect_fragments_run_on_each_backend(engine):
+    """The fragments chosen for the engine's dialect are valid SQL there and do what they say."""
+    d = engine.dialect.name
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text(f"SELECT 7 {dialects.int_div(d)} 2")) == 3
+        assert conn.scalar(sa.text(f"SELECT {dialects.least(d)}(3, 1) + {dialects.greatest(d)}(3, 1)")) == 4

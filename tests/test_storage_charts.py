@@ -8,7 +8,7 @@ from lib import storage
 from lib.catalogue import Metric
 from lib.charts import DAY_MS, HOUR, MINUTE, RAW, ChartFile
 from lib.models import rollup_1h, rollup_1m
-from lib.storage import charts as cs
+from lib.storage import charts as cs, rollups
 
 NOW = 1_800_000_000_000
 METRICS = ["co2", "temperature", "humidity"]
@@ -120,3 +120,20 @@ def test_latest_path_ties_go_to_the_last_recorded(engine, device):
     cs.record_render(engine, "a", NOW, files(device.id, "a", spans=("24h",)))
     cs.record_render(engine, "b", NOW, files(device.id, "b", spans=("24h",)))
     assert [p.render for p in cs.latest_paths(engine)] == ["b"]
+
+
+@pytest.mark.parametrize("readings, max_points, raw_kept_days, want", [
+    (10, 2000, None, "raw"),      # fits raw
+    (3000, 2000, None, "1m"),     # too many raw points: minute buckets
+    (10, 2000, 1, "1m"),          # raw retention shorter than the span: rollups show it whole
+])
+def test_pick_source_counts_only_what_it_needs(engine, device, readings, max_points, raw_kept_days, want):
+    now = storage.now_ms()
+    start = now - 2 * DAY_MS
+    storage.write_readings(engine, ["co2"], [(device.id, start + 120_000 + i * 50, 400.0) for i in range(readings)])
+    rollups.run_rollup(engine)
+    kept = None if raw_kept_days is None else raw_kept_days * DAY_MS
+    with engine.connect() as conn:
+        assert cs.pick_source(conn, device.id, start, now, max_points, kept) == want
+        points = cs.series(conn, want, device.id, ["co2"], start, now)["co2"]
+    assert points and len(points) <= max_points

@@ -12,7 +12,7 @@ from celery_tasks.draw_picture.submit_path import RenderFolder, Writer, atomic_w
 from celery_tasks.main import app
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
-from lib.charts import DAY_MS, LONGEST_MS, MINUTE, RAW, WINDOWS, Render, Window, choose_source
+from lib.charts import DAY_MS, LONGEST_MS, WINDOWS, Render, Window
 from lib.storage import charts as chart_store
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,17 @@ def draw_all(engine: Engine, settings: config_mod.Config, now_ms: int,
     Returns None, leaving no folder, when there is nothing to draw.
     """
     catalogue = storage.load_catalogue(engine)
-    max_points = settings.getint("charts", "max_points")
-    echarts_url = settings.get("charts", "echarts_url")
+    max_points = settings.charts.max_points
+    echarts_url = settings.charts.echarts_url
     if not echarts_url.endswith("/"):
         echarts_url += "/"  # pyecharts appends "echarts.min.js" to it
-    raw_kept_ms = int(settings.getfloat("retention", "raw_days") * DAY_MS)
+    raw_kept_ms = int(settings.retention.raw_days * DAY_MS)
     with engine.connect() as conn:
         devices = chart_store.active_devices(conn, now_ms - LONGEST_MS, device_ids)
     if not devices:
         log.info("no device has data in the last 30 days: no charts drawn")
         return None
-    with RenderFolder(settings.path("other", "flask_path"), now_ms, writer) as folder:
+    with RenderFolder(settings.other.flask_path, now_ms, writer) as folder:
         for device in devices:
             with engine.connect() as conn:
                 charts = device_charts(conn, catalogue, device.id, now_ms, max_points, raw_kept_ms)
@@ -65,23 +65,9 @@ def device_charts(conn: Connection, catalogue: Catalogue, device_id: int, now_ms
     drawn: list[tuple[str, Window, str, list]] = []
     names = list(catalogue.names)
     for window in WINDOWS:
-        source = pick_source(conn, device_id, window, now_ms, max_points, raw_kept_ms)
         start = window.start(now_ms)
-        if source == RAW:
-            series = chart_store.raw_series(conn, device_id, names, start, now_ms)
-        else:
-            series = chart_store.rollup_series(conn, source, device_id, names, start, now_ms)
-        drawn += [(m, window, source, series[m]) for m in names]
+        source = chart_store.pick_source(conn, device_id, start, now_ms, max_points, raw_kept_ms)
+        points = chart_store.series(conn, source, device_id, names, start, now_ms)
+        drawn += [(m, window, source, points[m]) for m in names]
     has_data = {m for m, _w, _s, points in drawn if points}
     return [chart for chart in drawn if chart[0] in has_data]
-
-
-def pick_source(conn: Connection, device_id: int, window: Window, now_ms: int, max_points: int,
-                raw_kept_ms: int) -> str:
-    """The window's source (see lib.charts.choose_source), counting rows only as far as needed."""
-    start = window.start(now_ms)
-    raw = chart_store.count_points(conn, RAW, device_id, start, now_ms, max_points)
-    if choose_source(raw, 0, max_points, window, raw_kept_ms) == RAW:
-        return RAW  # no need to count the minutes
-    minute = chart_store.count_points(conn, MINUTE, device_id, start, now_ms, max_points)
-    return choose_source(raw, minute, max_points, window, raw_kept_ms)

@@ -18,14 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.catalogue import BUILTIN_METRICS, Catalogue, Metric, check_name
-from lib.models import (ROLLUP_TABLES, Base, Device, MetricRow, Reading, rollup_column_names,
+from lib.models import (ROLLUP_TABLES, Device, MetricRow, Reading, rollup_column_names,
                         rollup_columns)
+from lib.storage import dialect as dialects
+from lib.storage.dialect import CHUNK_ROWS  # noqa: F401  (public here: bench and tests use it)
 
 log = logging.getLogger(__name__)
 
-# Rows per INSERT statement: large enough to amortise parsing, small enough for
-# MySQL's max_allowed_packet; SQLite parses long statements slower, so it gets fewer.
-CHUNK_ROWS = {"mysql": 3000, "sqlite": 500}
 # WAL and a durable commit: an ack means the reading survives a power cut.
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000")
 
@@ -63,41 +62,16 @@ def make_engine(url: str, pre_ping: bool = True) -> Engine:
 # ---- schema -----------------------------------------------------------------
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables, seed the built-in metrics, add missing metric columns."""
-    Base.metadata.create_all(engine)
-    _add_model_columns(engine)
+    """Create or upgrade the schema (lib/migrations), seed the built-in metrics, add missing metric columns."""
+    from lib.storage.schema import migrate  # Alembic is only needed here, not by every importer
+
+    migrate(engine)
     with engine.begin() as conn:
         known = set(conn.scalars(sa.select(MetricRow.name)))
         for metric in BUILTIN_METRICS:
             if metric.name not in known:
                 conn.execute(sa.insert(MetricRow).values(**_metric_row(metric)))
     _add_missing_columns(engine)
-
-
-def _add_model_columns(engine: Engine) -> None:
-    """Add nullable model columns that an older installation's tables lack (create_all skips them).
-
-    A stopgap until schema migrations arrive: only columns declared nullable without a default
-    may be added here, so the upgrade never has to invent values for existing rows.
-    """
-    inspector = sa.inspect(engine)
-    tables = set(inspector.get_table_names())
-    for table in Base.metadata.sorted_tables:
-        if table.name not in tables:
-            continue
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if not column.nullable or column.server_default is not None:
-                raise RuntimeError(f"cannot add column {table.name}.{column.name} to an existing "
-                                   "table: it is not a plain nullable column")
-            kind = column.type.compile(engine.dialect) + " NULL"
-            with engine.begin() as conn:
-                conn.exec_driver_sql(_add_column_ddl(engine, table.name, column.name, kind))
-            log.info("added column %s.%s", table.name, column.name)
-        for index in table.indexes:  # indexes over columns added above
-            index.create(engine, checkfirst=True)
 
 
 def _metric_row(metric: Metric) -> dict:
@@ -136,9 +110,9 @@ def _add_columns_for(engine: Engine, name: str) -> None:
         if column in present[table]:
             continue
         with engine.connect() as conn:
-            mysql = engine.dialect.name == "mysql"
+            mysql = dialects.has_lock_wait_timeout(engine.dialect.name)
             if mysql:
-                conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {DDL_LOCK_WAIT_S}")
+                conn.exec_driver_sql(dialects.lock_wait_sql(DDL_LOCK_WAIT_S))
             try:
                 conn.exec_driver_sql(_add_column_ddl(engine, table, column, kind))
                 conn.commit()
@@ -149,7 +123,7 @@ def _add_columns_for(engine: Engine, name: str) -> None:
                                  f"changed for {name}: run the command again in a moment") from None
             finally:
                 if mysql and not conn.invalidated:  # pooled: later users get the server's default
-                    conn.exec_driver_sql("SET SESSION lock_wait_timeout = DEFAULT")
+                    conn.exec_driver_sql(dialects.lock_wait_sql(None))
         log.info("added column %s.%s", table, column)
 
 
@@ -334,8 +308,7 @@ def insert_readings_sql(dialect: str, metric_names: Sequence[str], rows: Sequenc
     """
     if not rows:
         raise ValueError("no rows to insert")
-    verb = "INSERT IGNORE INTO" if dialect == "mysql" else "INSERT OR IGNORE INTO"
-    quote = "`" if dialect == "mysql" else '"'  # names may be keywords such as `signal`
+    verb, quote = dialects.reading_insert_head(dialect)  # names may be keywords such as `signal`
     names = ",".join(quote + check_name(n) + quote for n in metric_names)
     try:
         encoded = orjson.dumps(rows)
@@ -466,12 +439,7 @@ def mark_pending(conn: sa.Connection, spans: Mapping[tuple[int, int], Sequence[i
                       for (d, h), (lo, hi) in sorted(spans.items()))
     if not values:
         return
-    if conn.dialect.name == "mysql":
-        tail = (" ON DUPLICATE KEY UPDATE gen = gen + 1, lo_ms = LEAST(lo_ms, VALUES(lo_ms)),"
-                " hi_ms = GREATEST(hi_ms, VALUES(hi_ms))")
-    else:
-        tail = (" ON CONFLICT (device_id, hour) DO UPDATE SET gen = gen + 1,"
-                " lo_ms = MIN(lo_ms, excluded.lo_ms), hi_ms = MAX(hi_ms, excluded.hi_ms)")
+    tail = dialects.pending_upsert_tail(conn.dialect.name)
     conn.exec_driver_sql("INSERT INTO rollup_pending (device_id, hour, gen, lo_ms, hi_ms) VALUES "
                          + values + tail)
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lib.catalogue import check_name
-from lib.charts import HOUR, MINUTE, RAW, ChartFile
+from lib.charts import HOUR, MINUTE, RAW, ChartFile, choose_source
 from lib.models import ChartPath, Device, Reading, rollup_1h, rollup_1m
 
 TABLES = {RAW: Reading.__table__, MINUTE: rollup_1m, HOUR: rollup_1h}
@@ -53,6 +53,29 @@ def count_points(conn: Connection, source: str, device_id: int, start_ms: int, e
              .where(table.c.device_id == device_id, time_col.between(start_ms, end_ms))
              .limit(cap + 1).subquery())
     return conn.scalar(sa.select(sa.func.count()).select_from(inner))
+
+
+def pick_source(conn: Connection, device_id: int, start_ms: int, end_ms: int, max_points: int,
+                raw_kept_ms: int | None = None) -> str:
+    """The source that draws [start_ms, end_ms] in at most max_points (see choose_source).
+
+    Rows are counted only as far as needed: at most max_points + 1 of each table, and the
+    minutes not at all when the raw readings fit.
+    """
+    span = end_ms - start_ms
+    raw = count_points(conn, RAW, device_id, start_ms, end_ms, max_points)
+    if choose_source(raw, 0, max_points, span, raw_kept_ms) == RAW:
+        return RAW
+    minute = count_points(conn, MINUTE, device_id, start_ms, end_ms, max_points)
+    return choose_source(raw, minute, max_points, span, raw_kept_ms)
+
+
+def series(conn: Connection, source: str, device_id: int, metrics: Sequence[str], start_ms: int,
+           end_ms: int) -> dict[str, list]:
+    """{metric: points} of a device from `source` (raw readings, or rollup buckets with their band)."""
+    if source == RAW:
+        return raw_series(conn, device_id, metrics, start_ms, end_ms)
+    return rollup_series(conn, source, device_id, metrics, start_ms, end_ms)
 
 
 def _quoted(conn: Connection, name: str) -> str:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lib.rollup import HOUR_MS, Cutoffs, hour_of
+from lib.storage import dialect as dialects
 from lib.storage.rollups import MERGE_ISOLATION, RollupStats, isolated, retained, roll_up_held, rollup_lock
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,7 @@ def delete_raw_before(engine: Engine, device_id: int, low_ms: int, cutoff_ms: in
     before) are late readings waiting for that merge, and are left alone. Returns the rows
     deleted per batch, and the hour it stopped at (None once it reached cutoff_ms).
     """
-    mysql = engine.dialect.name == "mysql"
-    lock = " FOR UPDATE" if mysql else ""
+    lock = dialects.for_update(engine.dialect.name)
     span = "device_id = :d AND ts >= :low AND ts < :upto"
     first = sa.text(f"SELECT MIN(ts) FROM reading WHERE {span}")
     nth = sa.text(f"SELECT ts FROM reading WHERE {span} ORDER BY ts LIMIT 1 OFFSET :offset")
@@ -146,12 +146,10 @@ def delete_raw_before(engine: Engine, device_id: int, low_ms: int, cutoff_ms: in
 
 def _record_sql(engine: Engine) -> sa.TextClause:
     """Upsert of a device's retention cutoffs that never moves them back (raw_days may grow)."""
-    cols = ("raw_before_ms", "minute_before_ms")
-    if engine.dialect.name == "mysql":
-        tail = "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = GREATEST({c}, VALUES({c}))" for c in cols)
-    else:
-        tail = ("ON CONFLICT (device_id) DO UPDATE SET "
-                + ", ".join(f"{c} = MAX({c}, excluded.{c})" for c in cols))
+    cols, dialect = ("raw_before_ms", "minute_before_ms"), engine.dialect.name
+    greatest = dialects.greatest(dialect)
+    tail = dialects.upsert_tail(dialect, ("device_id",), [
+        f"{c} = {greatest}({c}, {dialects.excluded(dialect, c)})" for c in cols])
     return sa.text("INSERT INTO retention_state (device_id, raw_before_ms, minute_before_ms) "
                    f"VALUES (:d, :raw, :minute) {tail}")
 

@@ -21,6 +21,7 @@ needs an ack lost exactly across a retention run, for a reading a month old.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -32,14 +33,14 @@ from sqlalchemy.engine import Connection, Engine
 from lib.catalogue import check_name
 from lib.models import RetentionState, RollupPending, rollup_column_names
 from lib.rollup import HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Mark, Retained, WorkUnit, by_hour, plan
-from lib.storage import load_catalogue
+from lib.storage import dialect as dialects, load_catalogue
 
 log = logging.getLogger(__name__)
 
 PENDING_BATCH = 5000  # marks read per query
 ROLLUP_TABLES = ("rollup_1m", "rollup_1h")
 FAR_FUTURE_MS = 2 ** 62
-LOCK_NAME = "CONCAT(DATABASE(), '.rollup')"  # a named lock per database on a shared server
+LOCK_NAME = "rollup"  # a named lock of this database on MariaDB
 MERGE_ISOLATION = "REPEATABLE READ"  # of a merge on MariaDB: see merge_unit
 
 
@@ -126,6 +127,7 @@ DEVICES = sa.bindparam("devices", expanding=True)
 # A written range after a take: LEAST and GREATEST with the next write give that write's range.
 EMPTY_LO, EMPTY_HI = FAR_FUTURE_MS, -FAR_FUTURE_MS
 IN_UNIT = "hour = :hour AND device_id IN :devices"
+BUCKET_KEY = ("device_id", "bucket")  # the rollup tables' primary key, which their upserts meet
 TAKEN = sa.text("SELECT hour, device_id, gen, taken_lo_ms, taken_hi_ms FROM rollup_pending "
                 f"WHERE {IN_UNIT} ORDER BY device_id").bindparams(DEVICES)
 RELEASE = sa.text("UPDATE rollup_pending SET taken_lo_ms = NULL, taken_hi_ms = NULL "
@@ -135,18 +137,15 @@ RELEASE = sa.text("UPDATE rollup_pending SET taken_lo_ms = NULL, taken_hi_ms = N
 def rollup_sql(engine: Engine, metrics: Sequence[str]) -> RollupSql:
     """Upserts recomputing some devices' 1-minute rows in [start, end) from `reading`, and their hour rows."""
     quote = engine.dialect.identifier_preparer.quote
-    mysql = engine.dialect.name == "mysql"
+    dialect = engine.dialect.name
     columns = [quote(c) for m in metrics for c in rollup_column_names(check_name(m))]
     raw = ", ".join(f"COUNT({c}), SUM({c}), MIN({c}), MAX({c})" for c in map(quote, metrics))
     merged = ", ".join(f"SUM({n}), SUM({s}), MIN({lo}), MAX({hi})"
                        for n, s, lo, hi in zip(*[iter(columns)] * 4))
-    bucket = f"ts {'DIV' if mysql else '/'} {MINUTE_MS} * {MINUTE_MS}"  # integer division on both
-    if mysql:
-        update = "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in columns)
-    else:
-        update = ("ON CONFLICT (device_id, bucket) DO UPDATE SET "
-                  + ", ".join(f"{c} = excluded.{c}" for c in columns))
-    add = _merge_update(columns, mysql)
+    bucket = f"ts {dialects.int_div(dialect)} {MINUTE_MS} * {MINUTE_MS}"
+    update = dialects.upsert_tail(dialect, BUCKET_KEY,
+                                  [f"{c} = {dialects.excluded(dialect, c)}" for c in columns])
+    add = _merge_update(columns, dialect)
     in_span = "device_id IN :devices AND {col} >= :start AND {col} < :end"
     in_hour = "device_id IN :devices AND {col} >= :hour AND {col} < :hour_end"
     into = f"INTO {{table}} (device_id, bucket, {', '.join(columns)})"
@@ -167,22 +166,21 @@ def rollup_sql(engine: Engine, metrics: Sequence[str]) -> RollupSql:
         delete_hour=_with_devices(f"DELETE FROM reading WHERE {in_hour.format(col='ts')}"))
 
 
-def _merge_update(columns: Sequence[str], mysql: bool) -> str:
+def _merge_update(columns: Sequence[str], dialect: str) -> str:
     """Upsert clause adding new aggregates into a stored row: sums added, min of mins, max of maxes.
 
     COALESCE keeps the side that is not NULL (a metric with no values on one side). Each
     assignment reads only its own column, as MariaDB applies them left to right.
     """
-    new = "VALUES({})" if mysql else "excluded.{}"
-    least, greatest = ("LEAST", "GREATEST") if mysql else ("MIN", "MAX")
+    new = functools.partial(dialects.excluded, dialect)
+    least, greatest = dialects.least(dialect), dialects.greatest(dialect)
     sets = []
     for n, total, low, high in zip(*[iter(columns)] * 4):
-        sets.append(f"{n} = {n} + {new.format(n)}")
-        sets.append(f"{total} = COALESCE({total} + {new.format(total)}, {total}, {new.format(total)})")
+        sets.append(f"{n} = {n} + {new(n)}")
+        sets.append(f"{total} = COALESCE({total} + {new(total)}, {total}, {new(total)})")
         for col, pick in ((low, least), (high, greatest)):
-            sets.append(f"{col} = COALESCE({pick}({col}, {new.format(col)}), {col}, {new.format(col)})")
-    head = "ON DUPLICATE KEY UPDATE " if mysql else "ON CONFLICT (device_id, bucket) DO UPDATE SET "
-    return head + ", ".join(sets)
+            sets.append(f"{col} = COALESCE({pick}({col}, {new(col)}), {col}, {new(col)})")
+    return dialects.upsert_tail(dialect, BUCKET_KEY, sets)
 
 
 def _with_devices(sql: str) -> sa.TextClause:
@@ -204,7 +202,7 @@ def isolated(engine: Engine, isolation: str = "READ COMMITTED") -> Iterator[Conn
     `reading`, so they never hold up the ingest; SQLite has a single writer anyway.
     """
     with engine.connect() as conn:
-        if engine.dialect.name == "mysql":
+        if dialects.sets_isolation(engine.dialect.name):
             conn = conn.execution_options(isolation_level=isolation)
         yield conn
 
@@ -216,16 +214,16 @@ def rollup_lock(engine: Engine, wait_s: float = 0) -> Iterator[bool]:
     On MariaDB two runs writing the same buckets would collide on their keys, so runs take a
     named lock; SQLite serialises writers by itself.
     """
-    if engine.dialect.name != "mysql":
+    if not dialects.has_named_locks(engine.dialect.name):
         yield True
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        got = conn.scalar(sa.text(f"SELECT GET_LOCK({LOCK_NAME}, :wait)"), {"wait": wait_s})
+        got = conn.scalar(sa.text(dialects.get_lock_sql(LOCK_NAME)), {"wait": wait_s})
         try:
             yield bool(got)
         finally:
             if got:
-                conn.scalar(sa.text(f"SELECT RELEASE_LOCK({LOCK_NAME})"))
+                conn.scalar(sa.text(dialects.release_lock_sql(LOCK_NAME)))
 
 
 # ---- rollup -----------------------------------------------------------------------
@@ -249,7 +247,7 @@ def take(engine: Engine, marks: Sequence[Mark], chunk: int = MAX_DEVICES_PER_UNI
     Each chunk is a short transaction, so a write waits for it at most briefly; the taken
     range stays in the row until the run that recomputes it commits.
     """
-    least, greatest = ("LEAST", "GREATEST") if engine.dialect.name == "mysql" else ("MIN", "MAX")
+    least, greatest = dialects.least(engine.dialect.name), dialects.greatest(engine.dialect.name)
     move = sa.text(f"UPDATE rollup_pending SET taken_lo_ms = COALESCE({least}(taken_lo_ms, lo_ms), lo_ms), "
                    f"taken_hi_ms = COALESCE({greatest}(taken_hi_ms, hi_ms), hi_ms), "
                    f"lo_ms = {EMPTY_LO}, hi_ms = {EMPTY_HI} WHERE {IN_UNIT}").bindparams(DEVICES)
@@ -381,7 +379,7 @@ def _run_batch(engine: Engine, sql: RollupSql, work, stale_before: int | None, s
 def data_hours(engine: Engine, device_id: int | None = None, start_ms: int | None = None,
                end_ms: int | None = None) -> list[Mark]:
     """(device, hour) of the raw readings in [start_ms, end_ms), as gen-0 marks."""
-    div = "DIV" if engine.dialect.name == "mysql" else "/"
+    div = dialects.int_div(engine.dialect.name)
     query = sa.text(f"SELECT DISTINCT ts {div} {HOUR_MS} * {HOUR_MS} FROM reading "
                     "WHERE device_id = :d AND ts >= :start AND ts < :end")
     bounds = {"start": 0 if start_ms is None else start_ms,

@@ -1,4 +1,4 @@
--- Schema of the sensor monitoring database for MySQL / MariaDB, at migration 0002_revocation_retention_due.
+-- Schema of the sensor monitoring database for MySQL / MariaDB, at migration 0003_users_api_tokens.
 --
 -- GENERATED, do not edit: change lib/models.py and add a revision under lib/migrations/,
 -- then regenerate with
@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS metric (
 	CONSTRAINT pk_metric PRIMARY KEY (name)
 )ENGINE=InnoDB CHARSET=utf8mb4;
 
+CREATE TABLE IF NOT EXISTS users (
+	id INTEGER NOT NULL AUTO_INCREMENT,
+	name VARCHAR(64) NOT NULL,
+	password_hash VARCHAR(72) NOT NULL,
+	is_admin BOOL NOT NULL DEFAULT false,
+	created_ms BIGINT NOT NULL,
+	CONSTRAINT pk_users PRIMARY KEY (id),
+	CONSTRAINT uq_users_name UNIQUE (name)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
 CREATE TABLE IF NOT EXISTS alert_rule (
 	id INTEGER NOT NULL AUTO_INCREMENT,
 	name VARCHAR(64) NOT NULL,
@@ -52,6 +62,19 @@ CREATE TABLE IF NOT EXISTS alert_rule (
 	created_ms BIGINT NOT NULL,
 	CONSTRAINT pk_alert_rule PRIMARY KEY (id),
 	CONSTRAINT fk_alert_rule_device_id_device FOREIGN KEY(device_id) REFERENCES device (id) ON DELETE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS api_token (
+	id INTEGER NOT NULL AUTO_INCREMENT,
+	user_id INTEGER NOT NULL,
+	token_hash VARCHAR(64) NOT NULL,
+	label VARCHAR(64) NOT NULL,
+	created_ms BIGINT NOT NULL,
+	last_used_ms BIGINT,
+	CONSTRAINT pk_api_token PRIMARY KEY (id),
+	CONSTRAINT fk_api_token_user_id_users FOREIGN KEY(user_id) REFERENCES users (id) ON DELETE CASCADE,
+	CONSTRAINT uq_api_token_token_hash UNIQUE (token_hash),
+	INDEX ix_api_token_user_id (user_id)
 )ENGINE=InnoDB CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS path (
@@ -176,7 +199,7 @@ CREATE TABLE IF NOT EXISTS alembic_version (
 	version_num VARCHAR(32) NOT NULL,
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO alembic_version (version_num) SELECT '0002_revocation_retention_due' FROM DUAL
+INSERT INTO alembic_version (version_num) SELECT '0003_users_api_tokens' FROM DUAL
     WHERE NOT EXISTS (SELECT * FROM alembic_version);
 
 -- The built-in metrics.

@@ -13,7 +13,7 @@ ECHARTS_ROUTE = "/static/vendor/echarts/"
 NOT_INSTALLED = ("ECharts is not installed: run `sh start.sh` (it installs it with npm; Node.js and npm "
                  "are needed) or `npm ci --prefix deploy/npm`.")
 
-bp = Blueprint("charts", __name__)
+bp = Blueprint("chart_files", __name__)
 
 
 def register(app: Flask) -> None:

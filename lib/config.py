@@ -91,6 +91,11 @@ class Config:
         return self.typed.alerts
 
     @property
+    def web(self) -> settings_mod.WebSettings:
+        """[web], typed."""
+        return self.typed.web
+
+    @property
     def auth(self) -> settings_mod.AuthSettings:
         """[auth], typed."""
         return self.typed.auth

@@ -236,3 +236,33 @@ class AlertEvent(Base):
     resolved_value: Mapped[float | None] = mapped_column(sa.Double)  # the reading that resolved it
     fire_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # NULL in rows from before
     resolve_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+# ---- people ---------------------------------------------------------------------
+
+class User(Base):
+    """Someone who logs in to the web app; only a bcrypt hash of the password is kept."""
+
+    __tablename__ = "users"  # plural, as the original's design notes name it
+    __table_args__ = TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(72))
+    is_admin: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class ApiToken(Base):
+    """A user's token for scripts (Authorization: Bearer); stored as a SHA-256 hash, as device tokens."""
+
+    __tablename__ = "api_token"
+    __table_args__ = TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    label: Mapped[str] = mapped_column(sa.String(64), default="")
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    last_used_ms: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -6,6 +6,7 @@ ini file and the SENSORS_* environment into strings and hands them to `parse`.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -214,6 +215,43 @@ class AlertsSettings(Section):
 
 
 @dataclass(frozen=True)
+class WebSettings(Section):
+    """[web]: the Flask app served by gunicorn: workers, who may read, cookies, CORS, logins."""
+
+    SECTION: ClassVar[str] = "web"
+    workers: int = setting(2, minimum=1)
+    threads: int = setting(4, minimum=1)
+    public: bool = True
+    secret_key: str = ""
+    secure_cookies: bool = False
+    cors_origins: str = ""
+    offline_seconds: float = setting(300.0, positive=True)
+    max_points: int = setting(2000, minimum=10)
+    login_limit: str = setting("10 per minute", required=True)
+    limiter_storage: str = setting("memory://", required=True)
+    max_body_bytes: int = setting(1048576, minimum=1024)
+
+    def check(self) -> None:
+        """CORS origins are scheme://host[:port]; the login limit must parse as Flask-Limiter's."""
+        from limits import parse_many  # Flask-Limiter's own parser of "10 per minute"
+
+        for origin in self.origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise self.fail("cors_origins", f"must list origins like https://host:port, got {origin!r}")
+        try:
+            parse_many(self.login_limit)
+        except ValueError:
+            raise self.fail("login_limit", f"must be a limit like '10 per minute', got "
+                                           f"{self.login_limit!r}") from None
+
+    @property
+    def origins(self) -> list[str]:
+        """The allowed CORS origins, from the comma- or space-separated cors_origins."""
+        return [o for o in re.split(r"[\s,]+", self.cors_origins) if o]
+
+
+@dataclass(frozen=True)
 class AuthSettings(Section):
     """[auth]: Flower's basic auth; an empty password is generated on first start."""
 
@@ -224,7 +262,7 @@ class AuthSettings(Section):
 
 SECTIONS: dict[str, type[Section]] = {cls.SECTION: cls for cls in (
     MysqlSettings, SqliteSettings, EcsSettings, RabbitmqSettings, PortsSettings, IngestSettings,
-    OtherSettings, CelerySettings, ChartsSettings, RetentionSettings, AlertsSettings, AuthSettings)}
+    OtherSettings, CelerySettings, ChartsSettings, RetentionSettings, AlertsSettings, WebSettings, AuthSettings)}
 
 
 @dataclass(frozen=True)
@@ -242,6 +280,7 @@ class Settings:
     charts: ChartsSettings
     retention: RetentionSettings
     alerts: AlertsSettings
+    web: WebSettings
     auth: AuthSettings
 
 

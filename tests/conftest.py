@@ -25,6 +25,8 @@ MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
              port=int(os.environ.get("TEST_MYSQL_PORT", "3306")), user="root", password="")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+pytest_plugins = ["tests.web_fixtures"]
+
 
 def require_service(name: str, error: Exception) -> None:
     """A missing service fails the run under CI=true and skips the test elsewhere."""

@@ -63,6 +63,11 @@ def test_paths_are_resolved_against_the_repository():
     ("SENSORS_CHARTS_KEEP_DAYS", "0.5", "charts", "keep_days", 0.5),
     ("SENSORS_PORTS_INGEST", "0", "ports", "ingest", 0),
     ("SENSORS_ALERTS_WEBHOOK_RETRIES", "0", "alerts", "webhook_retries", 0),
+    ("SENSORS_WEB_PUBLIC", "off", "web", "public", False),
+    ("SENSORS_WEB_WORKERS", "4", "web", "workers", 4),
+    ("SENSORS_WEB_OFFLINE_SECONDS", "90", "web", "offline_seconds", 90.0),
+    ("SENSORS_WEB_CORS_ORIGINS", "https://a.example, http://b:8000", "web", "origins",
+     ["https://a.example", "http://b:8000"]),
 ])
 def test_environment_overrides_are_typed(name, raw, section, key, expected):
     """A SENSORS_* variable replaces the file's value and is converted to the field's type."""
@@ -108,6 +113,13 @@ def test_with_overrides_reparses():
     ("alerts", "webhook_url", "file:///etc/passwd",
      "[alerts] webhook_url must be an http or https URL, got 'file:///etc/passwd'"),
     ("auth", "flower_user", "", "[auth] flower_user must not be empty"),
+    ("web", "workers", "0", "[web] workers must be at least 1, got 0"),
+    ("web", "public", "sometimes", "[web] public must be on or off, got 'sometimes'"),
+    ("web", "cors_origins", "*", "[web] cors_origins must list origins like https://host:port, got '*'"),
+    ("web", "cors_origins", "https://a.example/path",
+     "[web] cors_origins must list origins like https://host:port, got 'https://a.example/path'"),
+    ("web", "login_limit", "often", "[web] login_limit must be a limit like '10 per minute', got 'often'"),
+    ("web", "max_body_bytes", "10", "[web] max_body_bytes must be at least 1024, got 10"),
 ])
 def test_bad_value_fails_at_load_naming_its_key(section, key, raw, message):
     """Each kind of bad value raises SettingsError (a ValueError) from load(), naming the key."""

@@ -20,6 +20,9 @@ VERSION_TABLE = "alembic_version"
 AFTER_BASELINE = {"device": {"revoked_ms"},
                   "alert_event": {"resolved_value", "fire_due_ms", "resolve_due_ms"}}
 AFTER_BASELINE_INDEXES = {"alert_event": {"ix_alert_event_fire_due_ms", "ix_alert_event_resolve_due_ms"}}
+# The newest schema an installation from before migrations can have; later tables come by revision.
+LAST_UNVERSIONED = "0002_revocation_retention_due"
+ADDED_BY_REVISIONS = {"users", "api_token"}
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -50,7 +53,7 @@ def legacy_revision(conn: Connection) -> str:
     for table, wanted in AFTER_BASELINE_INDEXES.items():
         if not wanted <= {i["name"] for i in inspector.get_indexes(table)}:
             return BASELINE
-    return head_revision()
+    return LAST_UNVERSIONED
 
 
 def migrate(engine: Engine) -> None:
@@ -64,7 +67,9 @@ def migrate(engine: Engine) -> None:
         tables = set(sa.inspect(conn).get_table_names())
         cfg = alembic_config(conn)
         if VERSION_TABLE not in tables and tables & set(Base.metadata.tables):
-            Base.metadata.create_all(conn)  # tables newer than the installation, as before migrations
+            # Tables newer than the installation, as before migrations; later ones come by revision.
+            old = [t for t in Base.metadata.sorted_tables if t.name not in ADDED_BY_REVISIONS]
+            Base.metadata.create_all(conn, tables=old)
             revision = legacy_revision(conn)
             log.info("database made before migrations: stamping it %s", revision)
             command.stamp(cfg, revision)

@@ -1,0 +1,97 @@
+"""Who is calling and what they may do: session logins, user API tokens, the [web] public switch."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from flask import abort, current_app, g, request
+from flask_login import UserMixin, current_user
+
+from flask_front.extensions import csrf, db, login_manager
+from lib.storage import users
+from lib.storage.users import UserInfo
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginUser(UserMixin):
+    """A logged-in user for Flask-Login."""
+
+    def __init__(self, info: UserInfo) -> None:
+        self.info = info
+        self.id = info.id
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> LoginUser | None:
+    """The user of a session cookie (None when deleted since)."""
+    try:
+        info = users.get_user(db.engine, int(user_id))
+    except ValueError:
+        return None
+    return None if info is None else LoginUser(info)
+
+
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer` header, None without one; 401 when malformed."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        abort(401, description="Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def caller() -> UserInfo | None:
+    """The user behind this request: an API token, else the session; None when anonymous."""
+    if "caller" not in g:
+        token = bearer_token()
+        if token is not None:
+            info = users.authenticate_api_token(db.engine, token)
+            if info is None:  # a wrong token is an error, not a quiet fall back to anonymous
+                abort(401, description="unknown or revoked API token")
+            g.caller = info
+        else:
+            g.caller = current_user.info if current_user.is_authenticated else None
+    return g.caller
+
+
+def check_read() -> None:
+    """401 unless reading is public ([web] public) or someone is logged in."""
+    if caller() is None and not current_app.config["SENSORS"].web.public:
+        abort(401, description="log in or send an API token: [web] public is off")
+
+
+def check_admin() -> None:
+    """401 for anonymous callers, 403 for users who are not administrators."""
+    who = caller()
+    if who is None:
+        abort(401, description="log in as an administrator or send an administrator's API token")
+    if not who.is_admin:
+        abort(403, description=f"user {who.name!r} is not an administrator")
+
+
+def read_access(view: Callable) -> Callable:
+    """Decorator: the view reads data (public unless [web] public = off)."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        check_read()
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def admin_required(view: Callable) -> Callable:
+    """Decorator: the view changes devices, metrics, alert rules or charts."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        check_admin()
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def protect_cookie_writes() -> None:
+    """CSRF check for API writes authenticated by the session cookie (token callers have no cookie to forge)."""
+    if (request.method not in SAFE_METHODS and request.path.startswith("/api/")
+            and "Authorization" not in request.headers and current_user.is_authenticated):
+        csrf.protect()

@@ -1,0 +1,20 @@
+"""The JSON API under /api/v1 (flask-smorest): one blueprint per concern, documented in OpenAPI 3."""
+from __future__ import annotations
+
+from flask import Flask
+
+PREFIX = "/api/v1"
+
+
+def register(app: Flask) -> None:
+    """Register every API blueprint with the app's Api (flask_front.extensions.api)."""
+    from flask_front.api import alerts, charts, devices, health, ingest, readings
+    from flask_front.extensions import api
+
+    if "bearerAuth" not in api.spec.components.security_schemes:
+        api.spec.components.security_scheme(
+            "bearerAuth", {"type": "http", "scheme": "bearer",
+                           "description": "a user's API token (create-api-token) or, for "
+                                          "POST /readings, a device token (add-device)"})
+    for module in (devices, readings, ingest, charts, alerts, health):
+        api.register_blueprint(module.blp, url_prefix=PREFIX)

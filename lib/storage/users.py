@@ -1,0 +1,130 @@
+"""Web users (bcrypt password hashes) and their API tokens (SHA-256, as device tokens)."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import bcrypt
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lib.models import ApiToken, User
+from lib.storage import hash_token, now_ms
+
+MIN_PASSWORD = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; a longer password would be cut silently
+# Checked against when the user does not exist, so a wrong name takes as long as a wrong password.
+_DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt()).decode()
+# A token's last use is written at most this often, so reading the API is not a write per request.
+LAST_USED_EVERY_MS = 60_000
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the web app sees it."""
+
+    id: int
+    name: str
+    is_admin: bool
+    created_ms: int
+
+
+def check_new_password(password: str) -> bytes:
+    """The password as bytes for bcrypt, or ValueError saying what is wrong with it."""
+    data = password.encode("utf-8")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(data) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"the password must have at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)")
+    return data
+
+
+def create_user(engine: Engine, name: str, password: str, admin: bool = False) -> UserInfo:
+    """Add a user; ValueError for a bad or taken name or a weak password."""
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValueError("user name must be 1 to 64 characters")
+    hashed = bcrypt.hashpw(check_new_password(password), bcrypt.gensalt()).decode()
+    created = now_ms()
+    with engine.begin() as conn:
+        if conn.scalar(sa.select(User.id).where(User.name == name)) is not None:
+            raise ValueError(f"user {name!r} already exists")
+        result = conn.execute(sa.insert(User).values(
+            name=name, password_hash=hashed, is_admin=admin, created_ms=created))
+    return UserInfo(result.inserted_primary_key[0], name, admin, created)
+
+
+def set_password(engine: Engine, name: str, password: str) -> None:
+    """Replace a user's password; ValueError for an unknown user or a weak password."""
+    hashed = bcrypt.hashpw(check_new_password(password), bcrypt.gensalt()).decode()
+    with engine.begin() as conn:
+        if conn.execute(sa.update(User).where(User.name == name)
+                        .values(password_hash=hashed)).rowcount != 1:
+            raise ValueError(f"no user named {name!r}")
+
+
+def _info(row) -> UserInfo:
+    """A UserInfo from a (id, name, is_admin, created_ms) row."""
+    return UserInfo(row[0], row[1], bool(row[2]), row[3])
+
+
+_COLUMNS = (User.id, User.name, User.is_admin, User.created_ms)
+
+
+def check_login(engine: Engine, name: str, password: str) -> UserInfo | None:
+    """The user when `password` is theirs, else None (the same time either way)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*_COLUMNS, User.password_hash).where(User.name == name)).first()
+    data = password.encode("utf-8")[:MAX_PASSWORD_BYTES]
+    stored = (row[4] if row is not None else _DUMMY_HASH).encode()
+    if not bcrypt.checkpw(data, stored) or row is None:
+        return None
+    return _info(row)
+
+
+def get_user(engine: Engine, user_id: int) -> UserInfo | None:
+    """The user with this id, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*_COLUMNS).where(User.id == user_id)).first()
+    return None if row is None else _info(row)
+
+
+def list_users(engine: Engine) -> list[UserInfo]:
+    """All users by name."""
+    with engine.connect() as conn:
+        return [_info(r) for r in conn.execute(sa.select(*_COLUMNS).order_by(User.name))]
+
+
+def create_api_token(engine: Engine, user_name: str, label: str = "") -> tuple[int, str]:
+    """A new token for the user: (its id, the token, shown once and stored hashed)."""
+    token = "su_" + secrets.token_urlsafe(32)  # the prefix tells user tokens from device ones
+    with engine.begin() as conn:
+        user_id = conn.scalar(sa.select(User.id).where(User.name == user_name))
+        if user_id is None:
+            raise ValueError(f"no user named {user_name!r}")
+        result = conn.execute(sa.insert(ApiToken).values(
+            user_id=user_id, token_hash=hash_token(token), label=label[:64], created_ms=now_ms()))
+    return result.inserted_primary_key[0], token
+
+
+def authenticate_api_token(engine: Engine, token: str) -> UserInfo | None:
+    """The user holding this API token, or None; records the token's use (at most once a minute)."""
+    if not token:
+        return None
+    digest, now = hash_token(token), now_ms()
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*_COLUMNS, ApiToken.id, ApiToken.last_used_ms)
+                           .join(ApiToken, ApiToken.user_id == User.id)
+                           .where(ApiToken.token_hash == digest)).first()
+        if row is None:
+            return None
+        if row[5] is None or now - row[5] >= LAST_USED_EVERY_MS:
+            conn.execute(sa.update(ApiToken).where(ApiToken.id == row[4]).values(last_used_ms=now))
+            conn.commit()
+    return _info(row)
+
+
+def revoke_api_token(engine: Engine, token_id: int) -> bool:
+    """Delete an API token; False when there is none with this id."""
+    with engine.begin() as conn:
+        return conn.execute(sa.delete(ApiToken).where(ApiToken.id == token_id)).rowcount == 1

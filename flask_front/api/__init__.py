@@ -8,7 +8,7 @@ PREFIX = "/api/v1"
 
 def register(app: Flask) -> None:
     """Register every API blueprint with the app's Api (flask_front.extensions.api)."""
-    from flask_front.api import alerts, charts, devices, health, ingest, readings
+    from flask_front.api import alerts, charts, devices, health, ingest, readings, tasks
     from flask_front.extensions import api
 
     if "bearerAuth" not in api.spec.components.security_schemes:
@@ -16,5 +16,5 @@ def register(app: Flask) -> None:
             "bearerAuth", {"type": "http", "scheme": "bearer",
                            "description": "a user's API token (create-api-token) or, for "
                                           "POST /readings, a device token (add-device)"})
-    for module in (devices, readings, ingest, charts, alerts, health):
+    for module in (devices, readings, ingest, charts, tasks, alerts, health):
         api.register_blueprint(module.blp, url_prefix=PREFIX)

@@ -1,0 +1,51 @@
+"""What the API views share: the engine, settings, a cached metric catalogue, time formats."""
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import abort, current_app
+
+from flask_front.api.errors import ErrorSchema
+
+from flask_front.extensions import db
+from lib import storage
+from lib.catalogue import Catalogue
+from lib.config import Config
+from lib.validation import ms_to_iso
+
+# Re-read the catalogue this often: metrics added by add-metric show up within this time.
+CATALOGUE_TTL_S = 30.0
+_lock = threading.Lock()
+ERROR = ErrorSchema
+
+
+def settings() -> Config:
+    """Our settings (db_config.ini and SENSORS_* variables) of the current app."""
+    return current_app.config["SENSORS"]
+
+
+def engine():
+    """The app's SQLAlchemy engine."""
+    return db.engine
+
+
+def catalogue(refresh: bool = False) -> Catalogue:
+    """The metric catalogue, read at most every CATALOGUE_TTL_S per process (or now, with refresh)."""
+    cached = current_app.extensions.get("sensors_catalogue")
+    if refresh or cached is None or time.monotonic() - cached[0] > CATALOGUE_TTL_S:
+        with _lock:
+            loaded = storage.load_catalogue(engine())
+            cached = (time.monotonic(), loaded)
+            current_app.extensions["sensors_catalogue"] = cached
+    return cached[1]
+
+
+def when(ts_ms: int | None, name: str) -> dict:
+    """A time as the API gives every time: `name` in ISO 8601 UTC and `name_ms` in epoch ms."""
+    return {name: None if ts_ms is None else ms_to_iso(ts_ms), f"{name}_ms": ts_ms}
+
+
+def bad_request(exc: ValueError):
+    """400 with the reason a ValueError gives."""
+    abort(400, description=str(exc))

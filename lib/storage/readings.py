@@ -1,0 +1,139 @@
+"""Reading queries of the web API: latest readings, raw or bucketed series, and pages for CSV export."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from lib.catalogue import check_name
+from lib.charts import RAW
+from lib.models import Device
+from lib.resolution import Plan
+from lib.storage.charts import TABLES
+
+# Rows fetched per query of an export: a page is built, sent and dropped before the next.
+PAGE_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A device with its newest reading (ts None when it has none)."""
+
+    id: int
+    name: str
+    created_ms: int
+    revoked_ms: int | None
+    last_ms: int | None
+    values: dict[str, float | None]
+
+
+def _quote(conn: Connection, name: str) -> str:
+    """A checked metric (or metric column) name, quoted for the connection's dialect."""
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def devices_with_latest(conn: Connection, metrics: Sequence[str],
+                        device_id: int | None = None, active_only: bool = False) -> list[DeviceRow]:
+    """Every device (or one) with its newest reading, in one query: an index seek per device."""
+    columns = "".join(f", r.{_quote(conn, check_name(m))}" for m in metrics)
+    where = []
+    if device_id is not None:
+        where.append("d.id = :id")
+    if active_only:
+        where.append("d.revoked_ms IS NULL")
+    sql = (f"SELECT d.id, d.name, d.created_ms, d.revoked_ms, r.ts{columns} FROM device d "
+           "LEFT JOIN reading r ON r.device_id = d.id AND r.ts = "
+           "(SELECT MAX(m.ts) FROM reading m WHERE m.device_id = d.id)"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY d.name")
+    rows = conn.execute(sa.text(sql), {"id": device_id})
+    return [DeviceRow(r[0], r[1], r[2], r[3], r[4], dict(zip(metrics, r[5:]))) for r in rows]
+
+
+def device_name(conn: Connection, device_id: int) -> str | None:
+    """The name of the device with this id (revoked ones included), None when there is none."""
+    return conn.scalar(sa.select(Device.name).where(Device.id == device_id))
+
+
+def _raw_sql(conn: Connection, metrics: Sequence[str], limit: bool) -> sa.TextClause:
+    """Raw readings of one device in [a, b], oldest first; with `limit`, a page after ts > :after."""
+    columns = ", ".join(_quote(conn, check_name(m)) for m in metrics)
+    not_all_null = " OR ".join(f"{_quote(conn, m)} IS NOT NULL" for m in metrics)
+    page = " AND ts > :after ORDER BY ts LIMIT :n" if limit else " ORDER BY ts"
+    return sa.text(f"SELECT ts, {columns} FROM reading WHERE device_id = :d AND ts BETWEEN :a AND :b "
+                   f"AND ({not_all_null}){page}")
+
+
+def _aggregates(conn: Connection, source: str, metric: str, aggs: Sequence[str]) -> list[str]:
+    """SQL of the aggregates of one metric over a bucket, from raw readings or a rollup table."""
+    if source == RAW:
+        col = _quote(conn, check_name(metric))
+        exprs = {"avg": f"AVG({col})", "min": f"MIN({col})", "max": f"MAX({col})"}
+    else:
+        n, total, low, high = (_quote(conn, f"{check_name(metric)}_{s}") for s in ("n", "sum", "min", "max"))
+        exprs = {"avg": f"CASE WHEN SUM({n}) > 0 THEN SUM({total}) / SUM({n}) END",
+                 "min": f"MIN(CASE WHEN {n} > 0 THEN {low} END)",
+                 "max": f"MAX(CASE WHEN {n} > 0 THEN {high} END)"}
+    return [exprs[a] for a in aggs]
+
+
+def _bucket_sql(conn: Connection, plan: Plan, metrics: Sequence[str], aggs: Sequence[str]) -> sa.TextClause:
+    """Aggregates per bucket of plan.bucket_ms of one device in [a, b], oldest first."""
+    table = TABLES[plan.source]
+    time_col = "ts" if plan.source == RAW else "bucket"
+    selects = ", ".join(e for m in metrics for e in _aggregates(conn, plan.source, m, aggs))
+    return sa.text(f"SELECT {time_col} - ({time_col} % :w) AS t, {selects} FROM {table.name} "
+                   f"WHERE device_id = :d AND {time_col} BETWEEN :a AND :b GROUP BY t ORDER BY t")
+
+
+def series(conn: Connection, plan: Plan, device_id: int, metrics: Sequence[str], aggs: Sequence[str],
+           start_ms: int, end_ms: int) -> dict[str, list[list]]:
+    """{metric: points} of a device: [ts, value] raw, or [bucket start, *aggs] per bucket with data."""
+    params = {"d": device_id, "a": start_ms, "b": end_ms, "w": plan.bucket_ms}
+    out: dict[str, list[list]] = {m: [] for m in metrics}
+    lists = [out[m] for m in metrics]
+    if plan.bucket_ms == 0:
+        for ts, *values in conn.execute(_raw_sql(conn, metrics, False), params):
+            for points, value in zip(lists, values):
+                if value is not None:
+                    points.append([ts, value])
+        return out
+    width = len(aggs)
+    for t, *values in conn.execute(_bucket_sql(conn, plan, metrics, aggs), params):
+        for i, points in enumerate(lists):
+            chunk = values[i * width:(i + 1) * width]
+            if any(v is not None for v in chunk):
+                points.append([int(t), *(None if v is None else float(v) for v in chunk)])
+    return out
+
+
+def export_pages(engine: Engine, plan: Plan, device_id: int, metrics: Sequence[str],
+                 aggs: Sequence[str], start_ms: int, end_ms: int,
+                 page_rows: int = PAGE_ROWS) -> Iterator[list[tuple]]:
+    """Pages of (ts, *values) rows in time order; each page on its own short-lived connection.
+
+    A slow client then holds no connection while it reads, and memory holds one page.
+    """
+    if plan.bucket_ms == 0:
+        after = start_ms - 1
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(_raw_sql(conn, metrics, True), {
+                    "d": device_id, "a": start_ms, "b": end_ms, "after": after, "n": page_rows}).all()
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page_rows:
+                return
+            after = rows[-1][0]
+    span = page_rows * plan.bucket_ms
+    lo = start_ms - start_ms % plan.bucket_ms
+    while lo <= end_ms:
+        hi = min(end_ms, lo + span - 1)
+        with engine.connect() as conn:
+            rows = conn.execute(_bucket_sql(conn, plan, metrics, aggs), {
+                "d": device_id, "a": max(lo, start_ms), "b": hi, "w": plan.bucket_ms}).all()
+        if rows:
+            yield rows
+        lo += span

@@ -22,6 +22,7 @@ from websockets.http11 import Request
 
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
+from lib.ingest import DB_DOWN, reply, rows_of, settle
 from lib.ratelimit import LogLimiter
 from lib.validation import (UNKNOWN_METRIC, FrameError, LegacyFrameError, Limits, Parsed,
                             parse_frame)
@@ -33,7 +34,6 @@ log = logging.getLogger("Pi_Sensor.server")
 
 INGEST_PATHS = ("/", "/ingest")
 CATALOGUE_REFRESH_S = 60.0
-DB_DOWN = "database unavailable: readings not stored, send them again later"
 REVOKED = "device revoked"
 
 
@@ -200,7 +200,7 @@ class IngestServer:
         error = None
         if parsed.readings:
             names = self.catalogue.names
-            rows = [(device_id, r.ts_ms, *[r.values.get(n) for n in names]) for r in parsed.readings]
+            rows = rows_of(parsed, device_id, names)
             try:
                 failed = await self.committer.submit(names, rows)
             except (SQLAlchemyError, OSError) as exc:
@@ -208,13 +208,13 @@ class IngestServer:
                            storage.describe_error(exc))
                 error = DB_DOWN
             else:
-                _move_failed(parsed, failed)
+                settle(parsed, failed)
         if parsed.legacy:
             if parsed.rejected:
                 self._warn(conn, "device %d: legacy frame not stored: %s", device_id,
                            parsed.rejected[0]["error"])
             return None
-        return _reply(parsed, error)
+        return orjson.dumps(reply(parsed, error))
 
     async def _parse(self, device_id: int, frame: str | bytes) -> Parsed:
         """Parse a frame; on an unknown metric, re-read the catalogue and parse again."""
@@ -330,28 +330,6 @@ def _bearer(header: str) -> str:
     """Return the token of an `Authorization: Bearer <token>` header, or ""."""
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _move_failed(parsed: Parsed, failed: dict[int, str]) -> None:
-    """Turn readings the database did not store into rejections with their reasons."""
-    if not failed:
-        return
-    kept = []
-    for i, reading in enumerate(parsed.readings):
-        if i in failed:
-            parsed.rejected.append({"seq": reading.seq, "error": failed[i]})
-        else:
-            kept.append(reading)
-    parsed.readings = kept
-
-
-def _reply(parsed: Parsed, error: str | None) -> bytes:
-    """The JSON reply: acks of committed readings, final rejections, and any error."""
-    body: dict = {"ack": [] if error else [r.seq for r in parsed.readings if r.seq is not None],
-                  "rejected": parsed.rejected}
-    if error:
-        body["error"] = error
-    return orjson.dumps(body)
 
 
 def main(argv: list[str] | None = None) -> None:

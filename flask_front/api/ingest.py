@@ -1,6 +1,100 @@
-"""API: ingest."""
+"""API: HTTP ingest for devices that cannot hold a WebSocket: the same frames and replies as /ingest."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+import logging
+import threading
 
-blp = Blueprint("ingest", __name__, description="ingest")
+import orjson
+from flask import Response, abort, current_app, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy.exc import SQLAlchemyError
+
+from flask_front.access import bearer_token
+from flask_front.api import common
+from lib import storage
+from lib.ingest import DB_DOWN, reply, rows_of, settle
+from lib.validation import UNKNOWN_METRIC, FrameError, Limits, Parsed, parse_frame
+
+log = logging.getLogger(__name__)
+blp = Blueprint("ingest", __name__, description="HTTP ingest: readings from devices")
+# Stamps given to readings without `ts` are per device and must rise: one lock per process.
+_stamp_lock = threading.Lock()
+
+
+class RejectionSchema(Schema):
+    """A reading that was not stored, and why."""
+
+    seq = fields.Integer(allow_none=True)
+    error = fields.String(required=True)
+
+
+class IngestReplySchema(Schema):
+    """The reply of the WebSocket protocol: acks of stored readings and rejections."""
+
+    ack = fields.List(fields.Integer(), required=True, metadata={"description": "seq of each stored reading"})
+    rejected = fields.List(fields.Nested(RejectionSchema), required=True)
+    error = fields.String(metadata={"description": "why nothing was stored (the database is down)"})
+
+
+class FrameSchema(Schema):
+    """A frame as the WebSocket protocol has it: {"readings": [...]} or one reading (see README)."""
+
+    class Meta:
+        unknown = "include"
+
+    readings = fields.List(fields.Dict(), metadata={
+        "description": 'readings: {"seq": 1, "ts": "2026-01-02T03:04:05.678Z", "values": {"co2": 612.5}}'})
+
+
+def _parse(device_id: int, body: bytes) -> Parsed:
+    """Parse with the cached catalogue, re-reading it once when a metric is unknown to it."""
+    cfg = common.settings().ingest
+    limits = Limits(cfg.max_readings, int(cfg.max_future_seconds * 1000))
+    stamps = current_app.extensions.setdefault("sensors_stamps", {})
+    for refresh in (False, True):
+        with _stamp_lock:
+            parsed = parse_frame(body, common.catalogue(refresh), storage.now_ms(), limits,
+                                 last_stamp_ms=stamps.get(device_id, 0))
+            if parsed.last_stamp_ms:
+                stamps[device_id] = parsed.last_stamp_ms
+        if not any(r["error"].startswith(UNKNOWN_METRIC) for r in parsed.rejected):
+            break
+    return parsed
+
+
+@blp.route("/readings", methods=["POST"])
+@blp.doc(security=[{"bearerAuth": []}], requestBody={"required": True, "content": {
+    "application/json": {"schema": FrameSchema}}})
+@blp.response(200, IngestReplySchema, description="stored readings acked, invalid ones rejected with a reason")
+@blp.alt_response(400, schema=common.ERROR, description="the body is not a frame")
+@blp.alt_response(401, schema=common.ERROR, description="missing, unknown or revoked device token")
+@blp.alt_response(413, schema=common.ERROR, description="the body exceeds [ingest] max_frame_bytes")
+@blp.alt_response(503, schema=IngestReplySchema, description="the database is down: nothing stored")
+def post_readings():
+    """Store readings of the device whose token is given (Authorization: Bearer); acks come after commit."""
+    token = bearer_token()
+    if token is None:
+        abort(401, description="missing device token: send Authorization: Bearer <token>")
+    body = request.get_data(cache=False)
+    limit = common.settings().ingest.max_frame_bytes
+    if len(body) > limit:
+        abort(413, description=f"the body has {len(body)} bytes, more than [ingest] max_frame_bytes ({limit})")
+    engine = common.engine()
+    device_id = storage.authenticate(engine, token)
+    if device_id is None:
+        abort(401, description="unknown or revoked device token")
+    try:
+        parsed = _parse(device_id, body)
+    except FrameError as exc:
+        abort(400, description=str(exc))
+    status, error = 200, None
+    if parsed.readings:
+        names = common.catalogue().names
+        try:
+            settle(parsed, storage.write_readings(engine, names, rows_of(parsed, device_id, names)))
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("device %d: %d readings not stored: %s", device_id, len(parsed.readings),
+                        storage.describe_error(exc))
+            status, error = 503, DB_DOWN
+    return Response(orjson.dumps(reply(parsed, error)), status=status, mimetype="application/json")

@@ -1,7 +1,13 @@
-"""The original project's routes: /realTime, /co2, /temperature, /humidity and the index page."""
+"""The original project's routes: /realTime (the latest reading) and the index page."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, abort, jsonify, render_template, request
+
+from flask_front.access import read_access
+from flask_front.api import common
+from lib import storage
+from lib.storage.readings import devices_with_latest
+from lib.validation import ms_to_iso
 
 bp = Blueprint("views", __name__)
 
@@ -9,3 +15,30 @@ bp = Blueprint("views", __name__)
 def register(app: Flask) -> None:
     """Attach the original routes."""
     app.register_blueprint(bp)
+    app.add_template_filter(ms_to_iso, "iso")
+
+
+@bp.route("/")
+@read_access
+def index():
+    """The start page: devices with their latest values, and where to go from here."""
+    names = common.catalogue().names
+    with common.engine().connect() as conn:
+        rows = devices_with_latest(conn, names, active_only=True)
+    return render_template("index.html", devices=rows, metrics=list(common.catalogue()),
+                           offline_ms=common.settings().web.offline_seconds * 1000, now_ms=storage.now_ms())
+
+
+@bp.route("/realTime")
+@read_access
+def real_time():
+    """The newest reading as JSON, of ?device=<id> or of the first device with readings (as the original)."""
+    device = request.args.get("device", type=int)
+    names = common.catalogue().names
+    with common.engine().connect() as conn:
+        rows = devices_with_latest(conn, names, device, active_only=device is None)
+    rows = [r for r in sorted(rows, key=lambda r: r.id) if r.last_ms is not None]
+    if not rows:
+        abort(404, description="no reading stored yet")
+    row = rows[0]
+    return jsonify({"device_id": row.id, "device": row.name, **row.values, **common.when(row.last_ms, "time")})

@@ -266,9 +266,14 @@ def get_event(engine: Engine, event_id: int) -> Event | None:
     return _as_event(row) if row else None
 
 
-def list_events(engine: Engine, limit: int = 50) -> list[Event]:
-    """The most recently fired events, newest first."""
+def list_events(engine: Engine, limit: int = 50, state: str | None = None,
+                device_id: int | None = None) -> list[Event]:
+    """The most recently fired events (only those in `state`, of `device_id`, when given), newest first."""
     query = _event_query().order_by(AlertEvent.fired_ms.desc(), AlertEvent.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(AlertEvent.state == state)
+    if device_id is not None:
+        query = query.where(AlertEvent.device_id == device_id)
     with engine.connect() as conn:
         return [_as_event(r) for r in conn.execute(query).mappings()]
 

@@ -12,13 +12,14 @@ PY="$ROOT/.venv/bin/python"
 RUN=""
 WATCH_SECONDS=3      # a new process must stay up this long to count as started
 ANSWER_SECONDS=60    # and a server must answer its health URL within this
-STOP_SECONDS=20      # then SIGKILL (the ingest server drains in well under this)
+STOP_SECONDS=20      # then SIGKILL (the ingest server drains, gunicorn's workers finish, in well under this)
 
 # name|python arguments: every long-running process of the stack, started in this order.
 SERVICES="ingest|-m Pi_Sensor.server
 worker|-m celery -A celery_tasks worker --loglevel INFO --hostname sensors@%h
 beat|-m celery -A celery_tasks beat --loglevel INFO
-flower|-m celery_tasks.flower"
+flower|-m celery_tasks.flower
+web|-m gunicorn -c flask_front/gunicorn_conf.py flask_front:create_app()"
 
 # A service runs in its own session (setsid), out of reach of the terminal's signals, and
 # as a process group that stop can kill whole; nohup where setsid is missing.
@@ -48,10 +49,11 @@ pid_of() {  # pid_of NAME: the pid in NAME.pid (service) or NAME.logpipe.pid, wh
     return 0
 }
 
-health_url() {  # health_url NAME: the URL that answers 200 once NAME serves, if any
+health_url() {  # health_url NAME: the URL that answers (200, or 503 for web) once NAME serves, if any
     case $1 in
         ingest) echo "$INGEST_HEALTH" ;;
         flower) echo "$FLOWER_HEALTH" ;;
+        web) echo "$WEB_HEALTH" ;;  # 200, or 503 while the database or broker is down (lib/startsh.py)
     esac
 }
 
@@ -194,11 +196,13 @@ do_status() {
     each_service status_one
     echo "ingest:    $INGEST_SCHEME://$PUBLIC_HOST:$INGEST_PORT/ingest"
     echo "flower:    http://$PUBLIC_HOST:$FLOWER_PORT/  (user and password: $("$PY" -m celery_tasks.flower --show))"
+    echo "web:       http://$PUBLIC_HOST:$WEB_PORT/  (API docs /api/v1/docs)"
     echo "database:  $DATABASE"
     echo "broker:    $BROKER"
     echo "charts:    $CHART_DIR"
     echo "logs:      $LOG/NAME.log (rotated at $LOG_MAX_BYTES bytes, $LOG_BACKUPS kept)"
     echo "register a device: .venv/bin/flask --app flask_front add-device NAME"
+    echo "create a user:     .venv/bin/flask --app flask_front create-user NAME [--admin]"
 }
 
 case "${1:-start}" in

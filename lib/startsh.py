@@ -5,7 +5,8 @@
 
 `watch` prints one line "NAME ok|died|no-answer" per process and exits 1 unless all are ok.
 A process is ok once it has stayed alive S seconds and, when it has a URL, that URL has
-answered HTTP 200; it has died when it exits before that; no-answer after T seconds.
+answered HTTP 200 (or 503, see `answers`); it has died when it exits before that;
+no-answer after T seconds.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def shell_settings(settings: config_mod.Config) -> dict[str, str]:
     """Every value start.sh needs, by shell variable name."""
     host = probe_host(settings)
     tls = settings.ingest.tls
-    ingest, flower = settings.ports.ingest, settings.ports.flower
+    ingest, flower, web = settings.ports.ingest, settings.ports.flower, settings.ports.flask
     if settings.uses_rabbitmq:
         broker = f"RabbitMQ {settings.rabbitmq.host}:{settings.rabbitmq.port}"
     else:
@@ -50,6 +51,8 @@ def shell_settings(settings: config_mod.Config) -> dict[str, str]:
         "INGEST_SCHEME": "wss" if tls else "ws",
         "INGEST_HEALTH": f"{'https' if tls else 'http'}://{host}:{ingest}/healthz",
         "FLOWER_HEALTH": f"http://{host}:{flower}/healthcheck",
+        "WEB_PORT": str(web),
+        "WEB_HEALTH": f"http://{host}:{web}/api/v1/healthz",
         "PUBLIC_HOST": settings.ecs.public_ip or "localhost",
         "CHART_DIR": str(settings.other.flask_path),
         "DATABASE": _hide_password(settings.database_url),
@@ -103,16 +106,25 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+# 503 counts too: the web app's /api/v1/healthz answers 503 while the database or the broker
+# is down. The app itself then serves (and recovers by itself when they return), so start
+# must not stop it; the health URL (and log/web.log) tells what is down.
+ANSWERED = frozenset({200, 503})
+
+
 def answers(url: str, timeout: float = 1.0) -> bool:
-    """True when a GET of `url` gets HTTP 200."""
+    """True when a GET of `url` gets HTTP 200, or 503 (the server runs, a dependency is down)."""
     # Only whether our own server answers matters here, so its certificate is not checked
     # (it is often self-signed, or names the public address rather than loopback).
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
-            return response.status == 200
-    except (OSError, ValueError):  # refused, reset, timed out, HTTP error statuses
+            return response.status in ANSWERED
+    except urllib.error.HTTPError as error:  # urlopen raises for 4xx and 5xx
+        error.close()
+        return error.code in ANSWERED
+    except (OSError, ValueError):  # refused, reset, timed out
         return False
 
 

@@ -1,11 +1,13 @@
 """`sh start.sh` end to end, on MariaDB + RabbitMQ and on the embedded defaults; lib/startsh.py."""
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -17,10 +19,12 @@ from websockets.sync.client import connect
 
 from lib import config as config_mod, storage
 from lib.config import REPO_ROOT
-from lib.startsh import Watched, alive, assignments, parse_spec, probe_host, shell_settings, watch
+from flask_front import gunicorn_conf
+from lib.startsh import Watched, alive, answers, assignments, parse_spec, probe_host, shell_settings, watch
 from tests.conftest import MYSQL, RABBITMQ, require_rabbitmq
 
-SERVICES = {"ingest": "Pi_Sensor.server", "worker": "worker", "beat": "beat", "flower": "flower"}
+SERVICES = {"ingest": "Pi_Sensor.server", "worker": "worker", "beat": "beat", "flower": "flower",
+            "web": "gunicorn"}
 UP_SECONDS = 20  # every process must still run this long after start.sh returned
 
 
@@ -48,6 +52,51 @@ def test_settings_survive_the_shell(tmp_path):
     assert printed.splitlines() == list(values.values())
     assert values["VAR_DIR"] == str(odd) and values["INGEST_HEALTH"] == "https://127.0.0.1:9001/healthz"
     assert values["INGEST_SCHEME"] == "wss" and "secret" not in values["DATABASE"]
+    assert values["WEB_HEALTH"] == f"http://127.0.0.1:{cfg.ports.flask}/api/v1/healthz"
+
+
+@pytest.fixture
+def status_server():
+    """An HTTP server on port 0 answering GET with the status in its path: /503 gets 503."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            self.send_response(int(self.path.strip("/")))
+            self.end_headers()
+
+        def log_message(self, *args):  # keep the test output quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status, expected", [(200, True), (503, True), (404, False), (500, False),
+                                              (401, False)])
+def test_answers_counts_200_and_503(status_server, status, expected):
+    """503 is an answer (the web app runs, its database or broker is down); other errors are not."""
+    assert answers(f"{status_server}/{status}") is expected
+
+
+@pytest.mark.parametrize("intranet_ip, bind", [("", "0.0.0.0:4350"), ("10.0.0.7", "10.0.0.7:4350"),
+                                               ("::", "[::]:4350"), ("::1", "[::1]:4350")])
+def test_gunicorn_binds_like_the_other_servers(intranet_ip, bind):
+    """[ecs] intranet_ip (all when empty) and [ports] flask; IPv6 in brackets."""
+    cfg = config_mod.load(environ={"SENSORS_ECS_INTRANET_IP": intranet_ip, "SENSORS_PORTS_FLASK": "4350"})
+    assert gunicorn_conf.options(cfg)["bind"] == [bind]
+
+
+def test_gunicorn_options_come_from_the_settings():
+    """Workers and threads from [web]; the app preloaded (one secret key); stops before start.sh kills."""
+    cfg = config_mod.load(environ={"SENSORS_WEB_WORKERS": "3", "SENSORS_WEB_THREADS": "7"})
+    options = gunicorn_conf.options(cfg)
+    assert (options["workers"], options["threads"], options["worker_class"]) == (3, 7, "gthread")
+    assert options["preload_app"] is True and options["control_socket_disable"] is True
+    stop_seconds = int(next(line.split("=")[1].split()[0] for line in (REPO_ROOT / "start.sh").read_text()
+                            .splitlines() if line.startswith("STOP_SECONDS=")))
+    assert options["graceful_timeout"] < stop_seconds
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -221,6 +270,12 @@ def test_start_sh_runs_the_stack_and_stops_it(backend, tmp_path, request):
         port = int(env["SENSORS_PORTS_INGEST"])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert (response.status, response.read()) == (200, b"ok\n")
+        web = f"http://127.0.0.1:{env['SENSORS_PORTS_FLASK']}"
+        with urllib.request.urlopen(f"{web}/api/v1/healthz", timeout=10) as response:
+            assert (response.status, json.load(response)) == (200, {"status": "ok", "database": "ok",
+                                                                   "broker": "ok"})
+        web_workers = group_members(stack.services["web"])
+        assert len(web_workers) == 1 + 2  # the master and [web] workers (2)
         added = subprocess.run([str(REPO_ROOT / ".venv/bin/flask"), "--app", "flask_front", "add-device", "pi-e2e"],
                                cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert added.returncode == 0, added.stderr
@@ -240,6 +295,9 @@ def test_start_sh_runs_the_stack_and_stops_it(backend, tmp_path, request):
         for name, pid in stack.services.items():
             assert alive(pid), f"{name} died: " + (tmp_path / "var" / "log" / f"{name}.log").read_text()
             assert f"{name}: running (pid {pid})" in status.stdout
+        assert f"web:       http://localhost:{env['SENSORS_PORTS_FLASK']}/  (API docs /api/v1/docs)" in status.stdout
+        with urllib.request.urlopen(f"{web}/api/v1/docs", timeout=10) as response:
+            assert response.status == 200  # the app serves pages too, not just its health
         again = start_sh(env)  # starting a running stack starts nothing twice
         assert again.returncode == 0, again.stdout + again.stderr
         assert all(f"{name}: already running (pid {pid})" in again.stdout for name, pid in stack.services.items())
@@ -255,7 +313,9 @@ def test_start_sh_runs_the_stack_and_stops_it(backend, tmp_path, request):
         while stack.leftovers() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert stack.leftovers() == []
+        assert not [pid for pid in web_workers if alive(pid)]  # gunicorn's workers included
         assert not list((tmp_path / "var" / "run").glob("*.pid"))
+        assert "Shutting down: Master" in (log_dir / "web.log").read_text()  # a graceful stop
         assert "ingest server stopped" in (log_dir / "ingest.log").read_text()
     finally:
         stack.read()

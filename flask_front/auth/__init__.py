@@ -5,6 +5,9 @@ from flask import Blueprint, Flask
 
 bp = Blueprint("auth", __name__, cli_group=None)
 
+# The routes and commands attach themselves to bp when imported.
+from flask_front.auth import commands, views  # noqa: E402,F401
+
 
 def register(app: Flask) -> None:
     """Attach the login routes and commands."""

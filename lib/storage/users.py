@@ -47,7 +47,8 @@ def create_user(engine: Engine, name: str, password: str, admin: bool = False) -
     hashed = bcrypt.hashpw(check_new_password(password), bcrypt.gensalt()).decode()
     created = now_ms()
     with engine.begin() as conn:
-        if conn.scalar(sa.select(User.id).where(User.name == name)) is not None:
+        # Names differing only in case are refused on SQLite too, as MariaDB's collation does.
+        if conn.scalar(sa.select(User.id).where(sa.func.lower(User.name) == name.lower())) is not None:
             raise ValueError(f"user {name!r} already exists")
         result = conn.execute(sa.insert(User).values(
             name=name, password_hash=hashed, is_admin=admin, created_ms=created))
@@ -77,7 +78,8 @@ def check_login(engine: Engine, name: str, password: str) -> UserInfo | None:
         row = conn.execute(sa.select(*_COLUMNS, User.password_hash).where(User.name == name)).first()
     data = password.encode("utf-8")[:MAX_PASSWORD_BYTES]
     stored = (row[4] if row is not None else _DUMMY_HASH).encode()
-    if not bcrypt.checkpw(data, stored) or row is None:
+    # MariaDB compares names ignoring case (and trailing spaces): the name must match as stored.
+    if not bcrypt.checkpw(data, stored) or row is None or row[1] != name:
         return None
     return _info(row)
 
@@ -128,3 +130,26 @@ def revoke_api_token(engine: Engine, token_id: int) -> bool:
     """Delete an API token; False when there is none with this id."""
     with engine.begin() as conn:
         return conn.execute(sa.delete(ApiToken).where(ApiToken.id == token_id)).rowcount == 1
+
+
+@dataclass(frozen=True)
+class ApiTokenInfo:
+    """An API token as `list-api-tokens` shows it (never the token itself: only its hash is kept)."""
+
+    id: int
+    user_name: str
+    label: str
+    created_ms: int
+    last_used_ms: int | None
+
+
+def list_api_tokens(engine: Engine, user_name: str | None = None) -> list[ApiTokenInfo]:
+    """The API tokens of one user (or of everyone) by id; ValueError for an unknown user."""
+    query = (sa.select(ApiToken.id, User.name, ApiToken.label, ApiToken.created_ms, ApiToken.last_used_ms)
+             .join(User, ApiToken.user_id == User.id).order_by(ApiToken.id))
+    with engine.connect() as conn:
+        if user_name is not None:
+            if conn.scalar(sa.select(User.id).where(User.name == user_name)) is None:
+                raise ValueError(f"no user named {user_name!r}")
+            query = query.where(User.name == user_name)
+        return [ApiTokenInfo(*row) for row in conn.execute(query)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, abort, jsonify, render_template, request
 
 from flask_front.access import read_access
-from flask_front.api import common
+from flask_front.api import MAX_ID, common
 from lib import storage
 from lib.storage.readings import devices_with_latest
 from lib.validation import ms_to_iso
@@ -33,7 +33,11 @@ def index():
 @read_access
 def real_time():
     """The newest reading as JSON, of ?device=<id> or of the first device with readings (as the original)."""
-    device = request.args.get("device", type=int)
+    device = request.args.get("device")
+    if device is not None:
+        if not device.isdigit() or int(device) > MAX_ID:
+            abort(404, description=f"no device with id {device[:20]!r}")
+        device = int(device)
     names = common.catalogue().names
     with common.engine().connect() as conn:
         rows = devices_with_latest(conn, names, device, active_only=device is None)

@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 PREFIX = "/api/v1"
+MAX_ID = 2 ** 31 - 1  # ids are INTEGER columns: a larger one names nothing (and overflows SQLite)
+
+
+class RowId(IntegerConverter):
+    """`<id:name>` in routes: a row id, 0 to 2**31 - 1; anything else is a 404 like an unknown id."""
+
+    def __init__(self, url_map) -> None:
+        super().__init__(url_map, max=MAX_ID)
 
 
 def register(app: Flask) -> None:
@@ -11,6 +20,8 @@ def register(app: Flask) -> None:
     from flask_front.api import alerts, charts, devices, health, ingest, readings, tasks
     from flask_front.extensions import api
 
+    api.register_converter(RowId, "integer")
+    app.url_map.converters["id"] = RowId
     if "bearerAuth" not in api.spec.components.security_schemes:
         api.spec.components.security_scheme(
             "bearerAuth", {"type": "http", "scheme": "bearer",

@@ -113,7 +113,7 @@ class Rules(MethodView):
         return rule_json(next(i for i in alert_store.list_rules(engine) if i.rule.id == rule_id))
 
 
-@blp.route("/alerts/rules/<int:rule_id>", methods=["DELETE"])
+@blp.route("/alerts/rules/<id:rule_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
 @blp.alt_response(404, schema=common.ERROR)

@@ -29,6 +29,11 @@ def latest_json(row: DeviceRow) -> dict:
     return {"device_id": row.id, "device": row.name, "values": row.values, **common.when(row.last_ms, "time")}
 
 
+def _no_values() -> dict[str, None]:
+    """`latest` of a device without readings: every metric, null."""
+    return dict.fromkeys(common.catalogue().names)
+
+
 def _rows(device_id: int | None = None) -> list[DeviceRow]:
     """Devices with their newest reading; 404 when device_id names no device."""
     names = common.catalogue().names
@@ -60,11 +65,11 @@ class Devices(MethodView):
             info, token = storage.add_device(common.engine(), body["name"])
         except ValueError as exc:
             abort(409 if "already exists" in str(exc) else 400, description=str(exc))
-        row = DeviceRow(info.id, info.name, info.created_ms, None, None, {})
+        row = DeviceRow(info.id, info.name, info.created_ms, None, None, _no_values())
         return {**device_json(row, storage.now_ms(), 0), "token": token}
 
 
-@blp.route("/devices/<int:device_id>")
+@blp.route("/devices/<id:device_id>")
 class OneDevice(MethodView):
     """One device."""
 
@@ -87,11 +92,14 @@ class OneDevice(MethodView):
         if name is None:
             abort(404, description=f"no device with id {device_id}")
         info = storage.revoke_device(common.engine(), name, args["delete_readings"])
-        row = DeviceRow(info.id, info.name, info.created_ms, info.revoked_ms, None, {})
+        if args["delete_readings"]:
+            row = DeviceRow(info.id, info.name, info.created_ms, info.revoked_ms, None, _no_values())
+        else:
+            row = _rows(device_id)[0]
         return device_json(row, storage.now_ms(), 0)
 
 
-@blp.route("/devices/<int:device_id>/latest")
+@blp.route("/devices/<id:device_id>/latest")
 @read_access
 @blp.response(200, LatestSchema)
 @blp.alt_response(404, schema=common.ERROR)

@@ -67,7 +67,7 @@ class Query:
         return ["ts", "value"] if self.plan.bucket_ms == 0 else ["ts", *self.aggs]
 
 
-@blp.route("/devices/<int:device_id>/readings")
+@blp.route("/devices/<id:device_id>/readings")
 @read_access
 @blp.arguments(ReadingsQuerySchema, location="query")
 @blp.response(200, ReadingsSchema)
@@ -88,7 +88,7 @@ def readings(args, device_id: int):
     return Response(orjson.dumps(body), mimetype="application/json")
 
 
-@blp.route("/devices/<int:device_id>/readings.csv")
+@blp.route("/devices/<id:device_id>/readings.csv")
 @read_access
 @blp.arguments(CsvQuerySchema, location="query")
 @blp.response(200, description="CSV: a header row, then one row per reading or bucket, times in ISO 8601 UTC",

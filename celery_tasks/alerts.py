@@ -13,10 +13,10 @@ import urllib.request
 from collections import Counter
 from urllib.parse import urlsplit
 
+from celery import shared_task
 from sqlalchemy.engine import Engine
 
 from celery_tasks.db import engine, settings
-from celery_tasks.main import app
 from lib import alerts, storage
 from lib.storage import alerts as alert_store
 
@@ -128,7 +128,7 @@ def deliver(eng: Engine, cfg, event_id: int, notification: str) -> str:
 
 # ---- tasks -----------------------------------------------------------------------------
 
-@app.task(name="celery_tasks.evaluate_alerts")
+@shared_task(name="celery_tasks.evaluate_alerts")
 def evaluate_alerts(now_ms: int | None = None) -> dict:
     """Evaluate all rules at now_ms (default: now), then queue one webhook per transition."""
     now = storage.now_ms() if now_ms is None else int(now_ms)
@@ -142,9 +142,9 @@ def evaluate_alerts(now_ms: int | None = None) -> dict:
     return {key: counts[key] for key in ("rules", "checked", "firing", "resolved", "conflicts", "resent")}
 
 
-@app.task(name="celery_tasks.send_webhook", autoretry_for=(OSError, http.client.HTTPException, WebhookError),
-          retry_backoff=True, retry_backoff_max=alerts.BACKOFF_MAX_S, retry_jitter=True,
-          max_retries=app.sensors.alerts.webhook_retries)
+# max_retries comes from [alerts] webhook_retries through task_annotations (celery_tasks.main).
+@shared_task(name="celery_tasks.send_webhook", autoretry_for=(OSError, http.client.HTTPException, WebhookError),
+             retry_backoff=True, retry_backoff_max=alerts.BACKOFF_MAX_S, retry_jitter=True)
 def send_webhook(event_id: int, notification: str) -> str:
     """POST one notification ("firing" or "resolved") of an alert event, retrying with backoff."""
     return deliver(engine(), settings(), int(event_id), notification)

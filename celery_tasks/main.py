@@ -1,32 +1,28 @@
-"""The Celery app: broker, result backend, queue and beat schedule, all from db_config.ini."""
+"""The worker's Celery app: lib.celery_config plus reliability settings, task modules and beat schedule.
+
+Nothing happens at import: make_celery builds an app for given settings, worker_app the one
+`celery -A celery_tasks` runs. Tasks are declared with @shared_task and join whichever app runs them.
+"""
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
 
 from celery import Celery
 from celery.signals import beat_init
-from kombu import Queue
 
-from celery_tasks import fs_transport  # noqa: F401  registers the embedded broker's sensorsfs://
 from lib import config as config_mod
+from lib.celery_config import celery_config, prepare_folders
 
-TASK_MODULES = ("celery_tasks.curb", "celery_tasks.draw_picture.draw", "celery_tasks.alerts")
+TASK_MODULES = ("celery_tasks.rollup_tasks", "celery_tasks.draw_picture.draw", "celery_tasks.alerts")
+
+_lock = threading.Lock()
+_worker_app: Celery | None = None
 
 
-def celery_config(settings: config_mod.Config) -> dict:
-    """Celery settings derived from ours; beat and the embedded transport keep their files in embedded_dir."""
-    queue = settings.celery.queue
-    conf = {
-        "broker_url": settings.broker_url,
-        "enable_utc": True,
-        "timezone": "UTC",
-        "task_default_queue": queue,
-        "task_queues": (Queue(queue, routing_key=queue),),
-        "task_default_routing_key": queue,
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
-        "result_expires": timedelta(days=1),
+def worker_config(settings: config_mod.Config) -> dict:
+    """The sending settings of lib.celery_config, plus what only workers and beat use."""
+    conf = celery_config(settings)
+    conf.update({
         # A task is acknowledged after it ran, so a worker killed mid-task leaves it queued;
         # every task is idempotent, which is what makes that safe.
         "task_acks_late": True,
@@ -34,25 +30,12 @@ def celery_config(settings: config_mod.Config) -> dict:
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": settings.celery.concurrency,
         "worker_send_task_events": True,  # Flower shows tasks as they run
-        "task_send_sent_event": True,
         "task_track_started": True,
-        "broker_connection_retry_on_startup": True,
         "beat_schedule": beat_schedule(settings),
-    }
-    folder = settings.celery.embedded_dir
-    # Beat's schedule lives here on every broker, so the folder must exist with RabbitMQ too.
-    folder.mkdir(parents=True, exist_ok=True)
-    conf["beat_schedule_filename"] = str(folder / "beat-schedule")
-    if settings.uses_rabbitmq:
-        conf["result_backend"] = settings.celery.result_backend or "rpc://"
-    else:
-        for sub in ("broker", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        conf["broker_transport_options"] = {
-            "data_folder_in": str(folder / "broker"), "data_folder_out": str(folder / "broker"),
-            "control_folder": str(folder / "control"), "polling_interval": 0.2}
-        conf["result_backend"] = (settings.celery.result_backend
-                                  or f"db+sqlite:///{folder / 'results.sqlite'}")
+        "beat_schedule_filename": str(settings.celery.embedded_dir / "beat-schedule"),
+        # Task options that come from settings, applied when a task joins the app.
+        "task_annotations": {"celery_tasks.send_webhook": {"max_retries": settings.alerts.webhook_retries}},
+    })
     return conf
 
 
@@ -71,15 +54,25 @@ def beat_schedule(settings: config_mod.Config) -> dict:
 
 
 def make_celery(settings: config_mod.Config | None = None) -> Celery:
-    """A Celery app for `settings` (db_config.ini and SENSORS_* variables by default)."""
+    """A worker's Celery app for `settings` (db_config.ini and SENSORS_* variables by default).
+
+    Creates the embedded broker's folders and embedded_dir (beat's schedule lives there on every broker).
+    """
     settings = settings or config_mod.load()
+    prepare_folders(settings)
     app = Celery("celery_tasks", include=list(TASK_MODULES))
-    app.conf.update(celery_config(settings))
+    app.conf.update(worker_config(settings))
     app.sensors = settings  # our settings, for the tasks (celery_tasks.db)
     return app
 
 
-app = make_celery()
+def worker_app() -> Celery:
+    """The app of `celery -A celery_tasks`, made from db_config.ini on first call."""
+    global _worker_app
+    with _lock:
+        if _worker_app is None:
+            _worker_app = make_celery()
+        return _worker_app
 
 
 @beat_init.connect

@@ -1,10 +1,11 @@
-"""Rollup and retention tasks: thin wrappers over lib.storage.rollups."""
+"""Rollup and retention tasks (was celery_tasks/curb.py): thin wrappers over lib.storage.rollups and retention."""
 from __future__ import annotations
 
 import logging
 
+from celery import shared_task
+
 from celery_tasks import db
-from celery_tasks.main import app
 from lib import storage
 from lib.rollup import RetentionPolicy
 from lib.storage import retention as retention_sql, rollups
@@ -17,7 +18,7 @@ BUDGET_SHARE = 0.8
 RETENTION_LOCK_WAIT_S = 300
 
 
-@app.task(name="celery_tasks.rollup")
+@shared_task(name="celery_tasks.rollup")
 def rollup() -> dict:
     """Roll up the pending (device, hour) marks of any age; returns counts, late and merged ones included."""
     settings = db.settings()
@@ -26,14 +27,14 @@ def rollup() -> dict:
     return rollups.run_rollup(db.engine(), stale_before=cutoffs.raw_ms, budget_s=budget).as_dict()
 
 
-@app.task(name="celery_tasks.retention")
+@shared_task(name="celery_tasks.retention")
 def retention() -> dict:
     """Roll up what is pending, then delete old raw readings, minute rollups and chart renders.
 
     The result holds the rollup's counts, the rows deleted, the devices whose cutoffs were
     recorded (later readings of their deleted hours are merged into the kept rollups) and the cutoffs.
     """
-    from celery_tasks.draw_picture.submit_path import prune_renders  # another module; import late
+    from celery_tasks.draw_picture.renders import prune_renders  # another module; import late
     settings = db.settings()
     engine = db.engine()
     policy = RetentionPolicy.from_settings(settings)
@@ -48,7 +49,7 @@ def retention() -> dict:
             "raw_cutoff_ms": cutoffs.raw_ms, "minute_cutoff_ms": cutoffs.minute_ms}
 
 
-@app.task(name="celery_tasks.rebuild_rollups")
+@shared_task(name="celery_tasks.rebuild_rollups")
 def rebuild_rollups(device_id: int | None = None, start_ms: int | None = None,
                     end_ms: int | None = None) -> dict:
     """Recompute the rollups of existing raw readings (all devices and times by default)."""

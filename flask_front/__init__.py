@@ -59,6 +59,7 @@ def base_config(settings: config_mod.Config) -> dict:
 def init_extensions(app: Flask, settings: config_mod.Config) -> None:
     """Bind the extensions of flask_front.extensions to `app`."""
     from flask_front import access
+    from flask_front.api import tasks as task_api
     from flask_front.extensions import api, cors, csrf, db, limiter, login_manager
 
     db.init_app(app)
@@ -72,6 +73,7 @@ def init_extensions(app: Flask, settings: config_mod.Config) -> None:
     api.init_app(app)
     app.before_request(access.protect_cookie_writes)
     app.register_error_handler(sqlalchemy.exc.DBAPIError, database_unavailable)
+    task_api.init_app(app)  # the Celery client that sends tasks by name; connects on first use
 
 
 def register_blueprints(app: Flask) -> None:

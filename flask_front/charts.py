@@ -1,9 +1,13 @@
-"""Serving the trend charts: rendered pages from [other] flask_path and ECharts from npm's install."""
+"""Serving the trend charts: rendered pages from [other] flask_path, ECharts from npm's install,
+and the original project's /co2, /temperature and /humidity pages."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, send_from_directory
+
+from flask_front.extensions import db
+from lib.storage import charts as chart_store
 
 from lib.config import REPO_ROOT
 
@@ -12,6 +16,9 @@ ECHARTS_DIST = REPO_ROOT / "deploy" / "npm" / "node_modules" / "echarts" / "dist
 ECHARTS_ROUTE = "/static/vendor/echarts/"
 NOT_INSTALLED = ("ECharts is not installed: run `sh start.sh` (it installs it with npm; Node.js and npm "
                  "are needed) or `npm ci --prefix deploy/npm`.")
+
+# The original's pages (/co2, /temperature, /humidity) show the first device's 24-hour chart.
+ORIGINAL_SPAN = "24h"
 
 bp = Blueprint("chart_files", __name__)
 
@@ -38,3 +45,36 @@ def chart_file(filename: str):
     """A rendered chart page, by its path relative to [other] flask_path (as in the `path` table)."""
     folder = current_app.config["SENSORS"].other.flask_path
     return send_from_directory(folder, filename, max_age=0)
+
+
+def latest_chart(metric: str, span: str = ORIGINAL_SPAN) -> str | None:
+    """The file of the newest `span` chart of `metric` for the lowest device id that has one."""
+    paths = [p for p in chart_store.latest_paths(db.engine) if p.metric == metric and p.span == span]
+    return min(paths, key=lambda p: p.device_id).file if paths else None
+
+
+def original_page(metric: str):
+    """The latest pre-rendered 24-hour chart page of `metric`, as the original served it."""
+    file = latest_chart(metric)
+    if file is None:
+        abort(404, description=f"No {metric} chart has been drawn yet. Charts are drawn every "
+                               "[charts] interval_seconds by the Celery worker once a device has sent readings.")
+    return send_from_directory(current_app.config["SENSORS"].other.flask_path, file, max_age=0)
+
+
+@bp.route("/co2")
+def co2():
+    """The original's CO₂ page."""
+    return original_page("co2")
+
+
+@bp.route("/temperature")
+def temperature():
+    """The original's temperature page."""
+    return original_page("temperature")
+
+
+@bp.route("/humidity")
+def humidity():
+    """The original's humidity page."""
+    return original_page("humidity")

@@ -16,7 +16,7 @@ from flask_front.extensions import db
 def register(app: Flask) -> None:
     """Attach the commands to `app`."""
     for command in (init_db, add_device, list_devices, revoke_device, add_metric, list_metrics,
-                    add_alert, list_alerts, delete_alert, list_alert_events):
+                    add_alert, list_alerts, delete_alert, list_alert_events, run_task):
         app.cli.add_command(command)
 
 
@@ -167,3 +167,47 @@ def list_alert_events(limit: int) -> None:
         sent = ",".join(n for n in ("firing", "resolved") if event.sent_ms(n) is not None) or "none"
         click.echo(f"{event.id}\t{event.state}\t{event.rule_name}\t{event.device_name}\t{value}\t"
                    f"fired {ms_to_iso(event.fired_ms)}\tresolved {resolved}\tsent {sent}")
+
+
+# ---- background tasks ---------------------------------------------------------------
+
+@click.command("run-task")
+@with_appcontext
+@click.argument("name")
+@click.option("--arg", "json_args", multiple=True, metavar="JSON",
+              help="a positional argument as JSON, e.g. --arg '[1, 2]' (repeat for more)")
+@click.option("--wait", is_flag=True, help="wait for the task and print its result")
+@click.option("--timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="seconds --wait waits")
+def run_task(name: str, json_args: tuple[str, ...], wait: bool, timeout: float) -> None:
+    """Queue Celery task NAME (e.g. celery_tasks.draw_charts) and print its id; --wait prints the result."""
+    import json
+
+    from flask import current_app
+
+    from lib import tasks
+
+    if name not in tasks.TASK_NAMES:
+        raise click.UsageError(f"unknown task {name!r}; known tasks: {', '.join(tasks.TASK_NAMES)}")
+    try:
+        args = [json.loads(text) for text in json_args]
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--arg must be JSON: {exc}") from None
+    client = current_app.extensions["sensors_celery"]
+    try:
+        task_id = tasks.send(client, name, args)
+    except tasks.BrokerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(task_id)
+    if not wait:
+        return
+    try:
+        status = tasks.wait(client, task_id, timeout)
+    except tasks.ResultsUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    if status["state"] == "SUCCESS":
+        click.echo(json.dumps(status["result"], sort_keys=True))
+    elif status["ready"]:
+        raise click.ClickException(f"task {task_id} failed: {status.get('error')}")
+    else:
+        raise click.ClickException(f"task {task_id} is still {status['state']} after {timeout:g} s")

@@ -127,7 +127,7 @@ class Config:
         """Celery broker: RabbitMQ over AMQP, or the embedded filesystem transport."""
         mq = self.rabbitmq
         if not self.uses_rabbitmq:
-            return "sensorsfs://"  # celery_tasks/fs_transport.py
+            return "sensorsfs://"  # lib/fs_transport.py
         user = quote(mq.user or "guest", safe="")
         password = quote(mq.password or "guest", safe="")
         return f"amqp://{user}:{password}@{_url_host(mq.host)}:{mq.port}/{quote(mq.v_host, safe='')}"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from celery_tasks.draw_picture import submit_path
+from celery_tasks.draw_picture import renders
 from celery_tasks.draw_picture.draw import draw_all
-from celery_tasks.draw_picture.submit_path import atomic_write, prune_renders
+from celery_tasks.draw_picture.renders import atomic_write, prune_renders
 from lib import storage
 from lib.catalogue import Metric
 from lib.charts import DAY_MS, HOUR_MS, MINUTE_MS, is_render_name, render_name
@@ -244,7 +244,7 @@ def test_prune_tolerates_a_render_folder_already_gone(cfg, engine, device):
 
 def test_remove_refuses_other_folders(tmp_path):
     with pytest.raises(ValueError):
-        submit_path._remove(tmp_path)
+        renders._remove(tmp_path)
     assert is_render_name(render_name(NOW))
 
 

@@ -79,3 +79,62 @@ def test_register_is_idempotent(app):
     chart_routes.register(app)
     assert sorted(str(rule) for rule in app.url_map.iter_rules()) == before
     assert "/charts/<path:filename>" in before and "/static/vendor/echarts/<path:filename>" in before
+
+
+# ---- the original's /co2, /temperature and /humidity ------------------------------------
+
+def write_render(cfg, engine, name: str, rendered_ms: int, charts: list[tuple[int, str, str]]) -> None:
+    """A recorded render whose pages say which device, metric, window and render they are."""
+    from lib.charts import ChartFile, chart_file_name
+    from lib.storage import charts as chart_store
+
+    folder = cfg.other.flask_path / name
+    folder.mkdir(parents=True)
+    files = []
+    for device_id, metric, span in charts:
+        file = f"{name}/{chart_file_name(device_id, metric, span)}"
+        (cfg.other.flask_path / file).write_text(f"<html>{name} {device_id} {metric} {span}</html>")
+        files.append(ChartFile(device_id, metric, span, file))
+    chart_store.record_render(engine, name, rendered_ms, files)
+
+
+@pytest.fixture
+def engine(cfg):
+    engine = storage.make_engine(cfg.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("route, metric", [("/co2", "co2"), ("/temperature", "temperature"),
+                                           ("/humidity", "humidity")])
+def test_original_routes_serve_the_first_devices_latest_day_chart(app, cfg, engine, route, metric):
+    """The lowest device id with a render, its newest 24-hour chart of the metric, as HTML."""
+    first, second = (storage.add_device(engine, name)[0].id for name in ("first", "second"))
+    both = [(d, m, s) for d in (first, second) for m in ("co2", "temperature", "humidity") for s in ("24h", "7d")]
+    write_render(cfg, engine, "20270115T080000Z-aaaaaa", NOW, both)
+    write_render(cfg, engine, "20270115T090000Z-bbbbbb", NOW + 3_600_000, both)
+    page = app.test_client().get(route)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.text == f"<html>20270115T090000Z-bbbbbb {first} {metric} 24h</html>"
+
+
+def test_original_route_skips_devices_without_a_render(app, cfg, engine):
+    """A device without charts (say, silent for 30 days) does not hide the next one's."""
+    storage.add_device(engine, "silent")
+    drawn = storage.add_device(engine, "drawn")[0].id
+    write_render(cfg, engine, "20270115T080000Z-aaaaaa", NOW, [(drawn, "co2", "24h")])
+    assert app.test_client().get("/co2").text == f"<html>20270115T080000Z-aaaaaa {drawn} co2 24h</html>"
+    assert app.test_client().get("/humidity").status_code == 404
+
+
+@pytest.mark.parametrize("route", ["/co2", "/temperature", "/humidity"])
+def test_original_routes_without_a_render_are_a_clear_404(app, route):
+    page = app.test_client().get(route)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "has been drawn yet" in page.text
+
+
+def test_co2_serves_a_real_drawn_chart(app, chart):
+    """After a real draw, /co2 is the 24-hour CO₂ page of that render."""
+    page = app.test_client().get("/co2")
+    assert page.status_code == 200 and "Carbon Dioxide Monitoring" in page.text and "last 24 hours" in page.text

@@ -6,7 +6,7 @@ import threading
 import kombu
 import pytest
 
-from celery_tasks import fs_transport
+from lib import fs_transport
 
 MESSAGES = 150
 PAD = 2_000_000  # large enough that kombu's plain channel is caught reading a partial file

@@ -40,7 +40,7 @@ def count(engine, sql: str) -> int:
 
 def write_renders(chart_dir, engine, device_id: int, times: list[int]) -> list:
     """One recorded render per time, each with one chart; returns their folders."""
-    from celery_tasks.draw_picture.submit_path import RenderFolder
+    from celery_tasks.draw_picture.renders import RenderFolder
     folders = []
     for rendered_ms in times:
         with RenderFolder(chart_dir, rendered_ms) as render:

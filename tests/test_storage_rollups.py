@@ -286,7 +286,7 @@ def raw_before_cutoff(engine) -> int:
 
 
 def curb_runs(engine) -> tuple[rollups.RollupStats, rollups.RollupStats, retention.RetentionStats]:
-    """The rollup task's run, then the retention task's rollup and deletes, as celery_tasks.curb does."""
+    """The rollup task's run, then the retention task's rollup and deletes, as celery_tasks.rollup_tasks does."""
     rolled = rollups.run_rollup(engine, stale_before=CUT.raw_ms)
     return (rolled, *retention.roll_up_and_retain(engine, CUT, 100))
 

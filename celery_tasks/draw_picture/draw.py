@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Sequence
 
+from celery import shared_task
 from sqlalchemy.engine import Connection, Engine
 
 from celery_tasks import db
 from celery_tasks.draw_picture.picture_template import render_html
-from celery_tasks.draw_picture.submit_path import RenderFolder, Writer, atomic_write
-from celery_tasks.main import app
+from celery_tasks.draw_picture.renders import RenderFolder, Writer, atomic_write
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
 from lib.charts import DAY_MS, LONGEST_MS, WINDOWS, Render, Window
@@ -18,7 +18,7 @@ from lib.storage import charts as chart_store
 log = logging.getLogger(__name__)
 
 
-@app.task(name="celery_tasks.draw_charts")
+@shared_task(name="celery_tasks.draw_charts")
 def draw_charts(device_ids: Sequence[int] | None = None, now_ms: int | None = None) -> dict:
     """Draw all charts (or those of device_ids) as of now_ms; returns the render's name and file count."""
     now = storage.now_ms() if now_ms is None else int(now_ms)

@@ -1,4 +1,4 @@
-"""Chart files on disk: atomic writes, one folder per render, recorded in `path` only when complete."""
+"""Render folders and their `path` rows (was submit_path.py): atomic files, recorded only when complete."""
 from __future__ import annotations
 
 import logging

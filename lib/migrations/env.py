@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from lib.celery_config import not_a_result_table
 from lib.models import Base
 
 config = context.config
@@ -20,7 +21,8 @@ def run_online() -> None:
             config.attributes["connection"] = conn
             run_online()
         return
-    context.configure(connection=connection, target_metadata=Base.metadata)
+    # Celery's result tables share the MySQL database; autogenerate must not drop them.
+    context.configure(connection=connection, target_metadata=Base.metadata, include_name=not_a_result_table)
     with context.begin_transaction():
         context.run_migrations()
 

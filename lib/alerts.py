@@ -291,6 +291,9 @@ def as_rule(row: Mapping) -> Rule:
                 row["threshold"], int(row["duration_s"]) * 1000, float(row["hysteresis"] or 0))
 
 
+MAX_DURATION_S = 366 * 86400  # stored as INT seconds; longer holds make no sense for an alert
+
+
 def rule_spec(*, name: str, metric: str | None = None, above: float | None = None,
               below: float | None = None, no_data_minutes: int | None = None,
               hold: str | int = 0, hysteresis: float = 0.0) -> dict:
@@ -305,8 +308,8 @@ def rule_spec(*, name: str, metric: str | None = None, above: float | None = Non
     if not _finite(hysteresis) or hysteresis < 0:
         raise ValueError("hysteresis must be a number of at least 0")
     seconds = parse_duration(str(hold)) if not isinstance(hold, int) else hold
-    if seconds < 0:
-        raise ValueError("duration must not be negative")
+    if not 0 <= seconds <= MAX_DURATION_S:
+        raise ValueError(f"duration must be 0 to {MAX_DURATION_S} seconds (a year), got {seconds}")
     if no_data_minutes is not None:
         if metric or seconds or hysteresis:
             raise ValueError("a no-data rule takes no metric, duration or hysteresis")

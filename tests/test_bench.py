@@ -25,9 +25,11 @@ def test_bench_ingest_quick_run():
     ("rollup", ("rollup of all pending:", "rollup throughput:", "insert with marks / without:")),
     ("charts", ("draw_all first run:", "per chart:", "files per run: 18", "bytes per run:")),
     ("keepup", ("ingest alone:", "ingest with rollups:", "rollup check:")),
+    ("web", ("readings 30 days auto median:", "readings 1 year 1h p95:", "devices list (12 devices) median:",
+             "csv export:", "csv worker peak RSS during:", "http ingest:", "http / websocket:")),
 ])
 def test_bench_quick_run(bench, figures):
-    """The background-task benches run and print their figures."""
+    """The background-task and web benches run and print their figures."""
     try:
         pymysql.connect(**MYSQL, connect_timeout=5).close()
     except pymysql.MySQLError as exc:

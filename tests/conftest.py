@@ -91,6 +91,16 @@ def reset_database(cfg: config_mod.Config) -> None:
     engine.dispose()
 
 
+def module_settings(request, folder: Path, tag: str) -> config_mod.Config:
+    """Settings for a fresh, initialised database of the backend a module fixture's param names."""
+    if request.param == "sqlite":
+        cfg = sqlite_settings(folder / "sensors.db")
+    else:
+        cfg = mysql_settings(request.getfixturevalue("make_database")(tag))
+    reset_database(cfg)
+    return cfg.with_overrides({"other": {"var_dir": str(folder / "var")}})
+
+
 @pytest.fixture(params=["sqlite", "mysql"])
 def settings(request, tmp_path) -> config_mod.Config:
     """Settings for a fresh, initialised database on each backend."""

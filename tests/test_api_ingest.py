@@ -9,7 +9,7 @@ from websockets.sync.client import connect
 
 from lib import storage
 from tests.badinput_cases import CASES, TS0, Case, iso
-from tests.conftest import ServerThread, mysql_settings, reset_database, sqlite_settings, stored
+from tests.conftest import ServerThread, module_settings, stored
 from tests.test_bad_input import check_stored
 from tests.web_fixtures import make_app
 
@@ -21,13 +21,7 @@ PARITY = [c for c in CASES if None not in c.replies and c.closes is None]
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
 def both(request, tmp_path_factory):
     """A real ingest server and the web app on one fresh database of each backend."""
-    folder = tmp_path_factory.mktemp("http-ingest")
-    if request.param == "sqlite":
-        cfg = sqlite_settings(folder / "sensors.db")
-    else:
-        cfg = mysql_settings(request.getfixturevalue("make_database")("httpingest"))
-    reset_database(cfg)
-    cfg = cfg.with_overrides({"other": {"var_dir": str(folder / "var")}})
+    cfg = module_settings(request, tmp_path_factory.mktemp("http-ingest"), "httpingest")
     server = ServerThread(cfg)
     engine = storage.make_engine(cfg.database_url)
     yield server, make_app(cfg).test_client(), engine

@@ -14,7 +14,7 @@ from lib import storage
 from lib.storage import readings as reading_store
 from lib.storage.rollups import run_rollup
 from lib.validation import ms_to_iso
-from tests.conftest import Device, mysql_settings, reset_database, sqlite_settings
+from tests.conftest import Device, module_settings
 from tests.web_fixtures import make_app
 
 NAMES = ["co2", "temperature", "humidity"]
@@ -38,12 +38,7 @@ def day(request, tmp_path_factory) -> Day:
 
     One database per backend for the module: the tests only read it.
     """
-    folder = tmp_path_factory.mktemp("readings")
-    if request.param == "sqlite":
-        cfg = sqlite_settings(folder / "sensors.db")
-    else:
-        cfg = mysql_settings(request.getfixturevalue("make_database")("readings"))
-    reset_database(cfg)
+    cfg = module_settings(request, tmp_path_factory.mktemp("readings"), "readings")
     engine = storage.make_engine(cfg.database_url)
     info, token = storage.add_device(engine, "lab-pi")
     end = storage.now_ms() - 120_000
@@ -53,7 +48,7 @@ def day(request, tmp_path_factory) -> Day:
     storage.write_readings(engine, NAMES, rows)
     run_rollup(engine)
     engine.dispose()
-    app = make_app(cfg.with_overrides({"other": {"var_dir": str(folder / "var")}}))
+    app = make_app(cfg)
     return Day(app.test_client(), Device(info.id, info.name, token), end, sorted(rows, key=lambda r: r[1]))
 
 

@@ -295,6 +295,8 @@ def test_init_db_adds_the_event_columns_to_an_older_table(settings, engine, devi
     added = ("resolved_value", "fire_due_ms", "resolve_due_ms")
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")  # an installation from before migrations
+        for table in ("api_token", "users"):  # added by a later revision
+            conn.exec_driver_sql(f"DROP TABLE {table}")
         for index in ("ix_alert_event_fire_due_ms", "ix_alert_event_resolve_due_ms"):
             on = "" if engine.dialect.name == "sqlite" else " ON alert_event"
             conn.exec_driver_sql(f"DROP INDEX {index}{on}")

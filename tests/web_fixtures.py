@@ -35,8 +35,13 @@ def make_app(settings, **config):
 @pytest.fixture
 def web_settings(settings, tmp_path):
     """The backend's settings with runtime files (secret key, charts) under tmp_path."""
-    return settings.with_overrides({"other": {"var_dir": str(tmp_path / "var"),
-                                              "flask_path": str(tmp_path / "var" / "charts")}})
+    from lib.celery_config import prepare_folders
+
+    cfg = settings.with_overrides({"other": {"var_dir": str(tmp_path / "var"),
+                                             "flask_path": str(tmp_path / "var" / "charts")},
+                                   "celery": {"embedded_dir": str(tmp_path / "var" / "celery")}})
+    prepare_folders(cfg)  # as a worker would: the embedded broker and result files live here
+    return cfg
 
 
 @pytest.fixture

@@ -114,6 +114,14 @@ def wait_caught_up(engine, device_id: int, client: ClientProcess, timeout: float
     raise AssertionError(f"client did not catch up within {timeout} s")
 
 
+def wait_generated(client: ClientProcess, count: int, timeout: float = 30) -> None:
+    """Wait until the client has generated `count` readings (its start-up is slow on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while not client.journal.exists() or len(client.journal.read_text().splitlines()) < count:
+        assert time.monotonic() < deadline, f"the client generated fewer than {count} readings"
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,7 +177,7 @@ def test_client_killed_mid_batch_and_restarted(server_process, engine, device, t
     server = server_process()
     unlock = hold_write_lock(engine)  # the server's commit of the first batch waits on this
     client = ClientProcess(server.url, device.token, tmp_path, "client", "--batch", "20")
-    time.sleep(1)  # a batch is in flight, unacked, and a backlog builds up in the spool
+    wait_generated(client, 40)  # a batch is in flight, unacked, and a backlog builds up in the spool
     client.stop(signal.SIGKILL)
     journal_spooled(client)
     unlock()  # the batch is committed now, but its ack goes to a dead client

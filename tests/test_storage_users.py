@@ -1,8 +1,12 @@
 """lib.storage.users: users with bcrypt hashes, API tokens stored hashed."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from lib.config import REPO_ROOT
 from lib.storage import users
 
 
@@ -66,3 +70,15 @@ def test_revoke_api_token(engine):
     assert users.authenticate_api_token(engine, token) is None
     assert users.revoke_api_token(engine, token_id) is False
     assert users.list_api_tokens(engine) == []
+
+
+def test_new_hashes_use_the_configured_bcrypt_cost(engine, monkeypatch):
+    """Production hashes cost 2**12; the suite lowers it, and the stored hash carries the cost."""
+    printed = subprocess.run([sys.executable, "-c", "from lib.storage import users; print(users.BCRYPT_ROUNDS)"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == "12"
+    monkeypatch.setattr(users, "BCRYPT_ROUNDS", 5)
+    users.create_user(engine, "costly", "a long password")
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT password_hash FROM users WHERE name = 'costly'").scalar()
+    assert stored.startswith("$2b$05$") and users.check_login(engine, "costly", "a long password")

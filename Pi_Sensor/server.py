@@ -1,5 +1,7 @@
 """WebSocket ingest server (protocol v1): devices push readings, the server acks commits.
 
+Browsers holding a token from /api/v1/live/token get committed readings pushed on /live.
+
 Run it with `python -m Pi_Sensor.server`; see README.md for the protocol.
 """
 from __future__ import annotations
@@ -23,11 +25,13 @@ from websockets.http11 import Request
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
 from lib.ingest import DB_DOWN, reply, rows_of, settle
+from lib.live import PATH as LIVE_PATH
 from lib.ratelimit import LogLimiter
 from lib.validation import (UNKNOWN_METRIC, FrameError, LegacyFrameError, Limits, Parsed,
                             parse_frame)
 from Pi_Sensor.batcher import GroupCommitter
 from Pi_Sensor.connections import ConnectionCap, raise_open_files_limit, tls_context
+from Pi_Sensor.live import LiveHub, publishing
 from Pi_Sensor.writer import ReadingWriter
 
 log = logging.getLogger("Pi_Sensor.server")
@@ -51,7 +55,8 @@ class IngestServer:
         self.catalogue = Catalogue()
         self._catalogue_loaded = 0.0  # monotonic time the last successful read started
         self._reload: asyncio.Task | None = None
-        self.committer = GroupCommitter(ReadingWriter(self.engine),
+        self.live = LiveHub(config, self.engine)
+        self.committer = GroupCommitter(publishing(ReadingWriter(self.engine), self.live),
                                         max_rows=config.ingest.commit_rows,
                                         writers=config.ingest.writers)
         self.cap = ConnectionCap(config.ingest.max_connections)
@@ -73,6 +78,7 @@ class IngestServer:
         if not await self._reload_catalogue():
             log.warning("starting with the built-in metrics until the database answers")
         self.committer.start()
+        await self.live.start()
         self._refresher = asyncio.create_task(self._refresh_catalogue_forever())
         self._housekeeper = asyncio.create_task(self._housekeeping_forever())
         cfg, ingest = self.config, self.config.ingest
@@ -117,6 +123,7 @@ class IngestServer:
             await asyncio.wait_for(self._server.wait_closed(),
                                    self.config.ingest.close_timeout + 1)
         await self.committer.close()
+        await self.live.stop()
         for task in (self._refresher, self._housekeeper):
             if task:
                 task.cancel()
@@ -137,10 +144,17 @@ class IngestServer:
     # ---- handshake -----------------------------------------------------------
 
     async def _process_request(self, conn: ServerConnection, request: Request):
-        """Answer /healthz, refuse other paths, authenticate the device token."""
+        """Answer /healthz, let browsers into /live, refuse other paths, authenticate devices."""
         path, _, query = request.path.partition("?")
         if path == "/healthz":
             return conn.respond(HTTPStatus.OK, "ok\n")
+        if path == LIVE_PATH:
+            # Refused browsers are let in and closed with the reason: a browser sees a close
+            # reason, but never the body of a refused handshake.
+            conn.live_refusal = await self.live.refusal(query)
+            if conn.live_refusal is None:
+                self.cap.opened(conn)
+            return None
         if path not in INGEST_PATHS:
             return conn.respond(HTTPStatus.NOT_FOUND, "unknown path: connect to /ingest\n")
         headers = request.headers.get_all("Authorization")
@@ -166,7 +180,10 @@ class IngestServer:
     # ---- messages ------------------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
-        """Process frames one at a time: validate, commit, then ack."""
+        """Process frames one at a time: validate, commit, then ack (browsers: see LiveHub.serve)."""
+        if hasattr(conn, "live_refusal"):
+            await self.live.serve(conn, conn.live_refusal)
+            return
         try:
             async for frame in conn:
                 if self._draining:
@@ -269,6 +286,8 @@ class IngestServer:
         limit = self.config.ingest.max_unsent_bytes
         patience = self.config.ingest.ping_timeout
         for conn in list(self._server.connections):
+            if not hasattr(conn, "device_id"):
+                continue  # a browser: LiveHub.deliver drops slow ones
             if conn.transport.get_write_buffer_size() <= limit:
                 self._stalled_since.pop(conn, None)
                 continue

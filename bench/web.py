@@ -10,7 +10,8 @@ flask_front/gunicorn_conf.py 'flask_front:create_app()'`, settings as SENSORS_* 
 10 min, one with 1,000,000 readings for the CSV export and small ones up to 200 devices, all
 rolled up. It is loaded into a fresh database (dropped at the end), or with --keep into
 MariaDB `sensors_bench_web` / SQLite var/bench/sensors_bench_web.sqlite, kept and reused by
-the next --keep run (drop it by hand when done). Timed GETs run one after the other on one
+the next --keep run (drop it by hand when done). `--part csv` loads only the CSV device
+(`sensors_bench_web_csv` / var/bench/sensors_bench_web_csv.sqlite with --keep). Timed GETs run one after the other on one
 keep-alive connection. HTTP ingest: 50 client threads, each a device posting batches of 100
 readings on its own keep-alive connection, each waiting for its reply; the WebSocket ingest
 server gets the same load (bench.ingest's batched scenario) on the same fresh database.
@@ -270,7 +271,9 @@ def data_parts(args: argparse.Namespace, sizes: web_data.Sizes, tmp: Path,
                problems: list[str]) -> list[Figure]:
     """Load (or reuse) the data, start gunicorn on it, run the readings, devices and CSV parts."""
     figures = []
-    with web_data.kept_database(args.sqlite, args.keep, tmp) as cfg:
+    if args.part == "csv":
+        sizes = replace(sizes, csv_only=True)
+    with web_data.kept_database(args.sqlite, args.keep, tmp, sizes.keep_name) as cfg:
         print(f"database {cfg.database_url}; [web] workers {cfg.web.workers}, threads {cfg.web.threads}")
         roles, load_times = web_data.prepare(cfg, sizes)
         if load_times:

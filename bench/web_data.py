@@ -4,6 +4,7 @@ Loaded with storage.write_readings in big transactions (multi-row INSERTs render
 insert_readings_sql, plus the pending marks), then rolled up with one rollups.run_rollup.
 With --keep the database is named (MariaDB `sensors_bench_web`, SQLite
 var/bench/sensors_bench_web.sqlite) and reused by the next run when it holds what the sizes ask.
+`--part csv` loads only the CSV device (csv_only), into `sensors_bench_web_csv` with --keep.
 """
 from __future__ import annotations
 
@@ -42,10 +43,18 @@ class Sizes:
     requests: int = 100  # timed GETs per figure
     ingest_clients: int = 50
     ingest_seconds: float = 10
+    csv_only: bool = False  # only the CSV device: its part loads in seconds, not minutes
+
+    @property
+    def keep_name(self) -> str:
+        """The database name (or SQLite file stem) of --keep: one per data set."""
+        return KEEP_NAME + ("_csv" if self.csv_only else "")
 
     @property
     def total(self) -> int:
         """Readings the database holds when loaded."""
+        if self.csv_only:
+            return self.csv_rows
         small = self.devices - self.bulk_devices - 3
         return (self.bulk_devices * self.bulk_seconds + DAY_MS // (1000 * self.day_step_s)
                 + self.year_days * 144 + self.csv_rows + small * SMALL_ROWS)
@@ -61,37 +70,40 @@ QUICK = Sizes(bulk_devices=4, bulk_seconds=3_000, day_step_s=60, year_days=3, cs
 class Roles:
     """Device ids of each role and the end (exclusive, ms) of their data."""
 
-    bulk: int  # the first bulk device
-    day: int
-    year: int
+    bulk: int | None  # the first bulk device; None when not loaded (csv_only)
+    day: int | None
+    year: int | None
     csv: int
     ends: dict[int, int]
 
 
 def names(sizes: Sizes) -> list[str]:
     """Device names in registration order: bulk, day, year, csv, then small ones."""
+    if sizes.csv_only:
+        return ["web-csv"]
     small = sizes.devices - sizes.bulk_devices - 3
     return ([f"web-bulk-{i:04d}" for i in range(sizes.bulk_devices)] + ["web-day", "web-year", "web-csv"]
             + [f"web-small-{i:04d}" for i in range(small)])
 
 
 @contextlib.contextmanager
-def kept_database(use_sqlite: bool, keep: bool, tmp: Path) -> Iterator[config_mod.Config]:
+def kept_database(use_sqlite: bool, keep: bool, tmp: Path,
+                  keep_name: str = KEEP_NAME) -> Iterator[config_mod.Config]:
     """Settings of the data database: named and never dropped with `keep`, else fresh (see bench.ingest)."""
     if not keep:
         with database(use_sqlite, tmp, "web_") as env:
             yield config_mod.load(environ=env)
         return
     if use_sqlite:
-        path = REPO_ROOT / "var" / "bench" / f"{KEEP_NAME}.sqlite"
+        path = REPO_ROOT / "var" / "bench" / f"{keep_name}.sqlite"
         path.parent.mkdir(parents=True, exist_ok=True)
         yield config_mod.load(environ={"SENSORS_MYSQL_DATABASE": "", "SENSORS_SQLITE_PATH": str(path)})
         return
-    mysql(f"CREATE DATABASE IF NOT EXISTS `{KEEP_NAME}` CHARACTER SET utf8mb4")
+    mysql(f"CREATE DATABASE IF NOT EXISTS `{keep_name}` CHARACTER SET utf8mb4")
     yield config_mod.load(environ={
         "SENSORS_MYSQL_HOST": MYSQL["host"], "SENSORS_MYSQL_PORT": str(MYSQL["port"]),
         "SENSORS_MYSQL_USER": MYSQL["user"], "SENSORS_MYSQL_PASSWORD": MYSQL["password"],
-        "SENSORS_MYSQL_DATABASE": KEEP_NAME})
+        "SENSORS_MYSQL_DATABASE": keep_name})
 
 
 def prepare(cfg: config_mod.Config, sizes: Sizes) -> tuple[Roles, dict[str, float]]:
@@ -129,9 +141,9 @@ def roles(engine, sizes: Sizes) -> Roles:
     """Ids of the role devices and where their data ends."""
     with engine.connect() as conn:
         ids = dict(conn.execute(sa.text("SELECT name, id FROM device")).all())
-        role = [ids["web-bulk-0000"], ids["web-day"], ids["web-year"], ids["web-csv"]]
+        role = [ids.get(name) for name in ("web-bulk-0000", "web-day", "web-year", "web-csv")]
         ends = {d: conn.scalar(sa.text("SELECT MAX(ts) FROM reading WHERE device_id = :d"), {"d": d}) + 1
-                for d in role}
+                for d in role if d is not None}
     return Roles(*role, ends=ends)
 
 
@@ -139,6 +151,8 @@ def load(engine, sizes: Sizes) -> dict[str, float]:
     """Register the devices, write every reading (with marks), roll up; the seconds of each step."""
     ids = [storage.add_device(engine, name)[0].id for name in names(sizes)]
     end = storage.now_ms() // HOUR_MS * HOUR_MS - HOUR_MS  # a whole hour ago: nothing in the future
+    if sizes.csv_only:
+        return load_csv_only(engine, ids[0], end, sizes)
     n = sizes.bulk_devices
     bulk, (day, year, csv), small = ids[:n], ids[n:n + 3], ids[n + 3:]
     print(f"  loading {sizes.total:,} readings: {len(bulk)} devices x {sizes.bulk_seconds:,} s at 1 s, "
@@ -168,3 +182,15 @@ def write_series(engine, device_id: int, start_ms: int, step_ms: int, count: int
         failed = storage.write_readings(engine, METRICS, rows)
         if failed:
             raise RuntimeError(f"device {device_id}: {len(failed)} readings not stored")
+
+
+def load_csv_only(engine, csv: int, end: int, sizes: Sizes) -> dict[str, float]:
+    """Only the CSV device's readings, rolled up; the seconds of each step."""
+    print(f"  loading only the CSV device: {sizes.csv_rows:,} readings at 1 s")
+    started = time.perf_counter()
+    write_series(engine, csv, end - sizes.csv_rows * 1000, 1000, sizes.csv_rows)
+    written = time.perf_counter() - started
+    stats = rollups.run_rollup(engine)
+    print(f"  written in {written:.1f} s = {sizes.total / written:,.0f} readings/s; rollup of "
+          f"{stats.marks:,} pending hours in {stats.seconds:.1f} s")
+    return {"write": written, "rollup": stats.seconds}

@@ -51,8 +51,8 @@ def base_config(settings: config_mod.Config) -> dict:
         "RATELIMIT_STORAGE_URI": web.limiter_storage,
         "RATELIMIT_HEADERS_ENABLED": True,
         "API_TITLE": "Sensor monitoring API", "API_VERSION": "v1", "OPENAPI_VERSION": "3.0.3",
+        # The docs page is flask_front/api/docs.py: flask-smorest's own has an inline script.
         "OPENAPI_URL_PREFIX": "/api/v1", "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs", "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
     }
 
 
@@ -77,11 +77,13 @@ def init_extensions(app: Flask, settings: config_mod.Config) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """The API under /api/v1, logins, the original routes, charts and the CLI commands."""
-    from flask_front import api, auth, charts, cli, views
+    """The API under /api/v1, logins, the dashboard pages, the original routes, charts and the CLI commands."""
+    from flask_front import api, auth, charts, cli, csp, dashboard, views
 
-    api.register(app)
+    api.register(app)  # first: it adds the <id:...> converter that the dashboard's routes use
     auth.register(app)
+    dashboard.register(app)
     views.register(app)
     charts.register(app)
     cli.register(app)
+    csp.init_app(app)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Callable
 
 from flask import abort, current_app, g, request
 from flask_login import UserMixin, current_user
 
 from flask_front.extensions import csrf, db, login_manager
+from lib import storage
 from lib.storage import users
 from lib.storage.users import UserInfo
 
@@ -41,6 +43,44 @@ def bearer_token() -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         abort(401, description="Authorization must be 'Bearer <token>'")
     return token.strip()
+
+
+class DeviceTokens:
+    """Device ids by token hash, kept `ttl` seconds per worker so most ingest requests look nothing up.
+
+    A revoked device is refused once its entry is older than `ttl` ([ingest] revoke_check_seconds,
+    as long as the WebSocket server takes to drop it). Unknown tokens are not kept: a device
+    registered a moment ago must not be refused for `ttl`.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._ids: dict[str, tuple[float, int]] = {}  # single dict operations: safe across threads
+
+    def device_id(self, token: str, lookup: Callable[[str], int | None]) -> int | None:
+        """The active device holding `token`: cached, else lookup(token hash) from the database."""
+        digest, now = storage.hash_token(token), time.monotonic()
+        cached = self._ids.get(digest)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        device_id = lookup(digest)
+        if device_id is None:
+            self._ids.pop(digest, None)
+        else:
+            if len(self._ids) >= self.max_entries:
+                self._ids.clear()  # that many devices on one worker is rare: simpler than LRU, as correct
+            self._ids[digest] = (now, device_id)
+        return device_id
+
+
+def device_tokens() -> DeviceTokens:
+    """This process's DeviceTokens of the current app."""
+    tokens = current_app.extensions.get("sensors_device_tokens")
+    if tokens is None:
+        ttl = current_app.config["SENSORS"].ingest.revoke_check_seconds
+        tokens = current_app.extensions.setdefault("sensors_device_tokens", DeviceTokens(ttl))
+    return tokens
 
 
 def caller() -> UserInfo | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, current_app, send_from_directory
+from flask import Blueprint, Flask, Response, abort, current_app, send_from_directory
 
 from flask_front.extensions import db
 from lib.storage import charts as chart_store
@@ -19,6 +19,14 @@ NOT_INSTALLED = ("ECharts is not installed: run `sh start.sh` (it installs it wi
 
 # The original's pages (/co2, /temperature, /humidity) show the first device's 24-hour chart.
 ORIGINAL_SPAN = "24h"
+
+# pyecharts pages carry their chart in inline scripts, so they cannot live under the dashboard's strict
+# policy. They get their own: inline code only in them, loaded from here only, and sandboxed into an
+# opaque origin so that even a script slipped into one could not read the dashboard or use its session.
+CHART_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
+             "sandbox allow-scripts")
+CSP_HEADER = "Content-Security-Policy"
 
 bp = Blueprint("chart_files", __name__)
 
@@ -44,7 +52,14 @@ def echarts_file(filename: str):
 def chart_file(filename: str):
     """A rendered chart page, by its path relative to [other] flask_path (as in the `path` table)."""
     folder = current_app.config["SENSORS"].other.flask_path
-    return send_from_directory(folder, filename, max_age=0)
+    return chart_page(send_from_directory(folder, filename, max_age=0))
+
+
+def chart_page(response: Response) -> Response:
+    """A rendered chart page with its own, relaxed policy (see CHART_CSP)."""
+    response.headers[CSP_HEADER] = CHART_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def latest_chart(metric: str, span: str = ORIGINAL_SPAN) -> str | None:
@@ -59,7 +74,7 @@ def original_page(metric: str):
     if file is None:
         abort(404, description=f"No {metric} chart has been drawn yet. Charts are drawn every "
                                "[charts] interval_seconds by the Celery worker once a device has sent readings.")
-    return send_from_directory(current_app.config["SENSORS"].other.flask_path, file, max_age=0)
+    return chart_page(send_from_directory(current_app.config["SENSORS"].other.flask_path, file, max_age=0))
 
 
 @bp.route("/co2")

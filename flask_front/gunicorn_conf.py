@@ -53,7 +53,8 @@ def post_fork(server, worker) -> None:
     if app is None:
         return
     with app.app_context():
-        for engine in db.engines.values():
+        ingest = app.extensions.get("sensors_ingest_engine")  # made on first use: none unless the master posted
+        for engine in [*db.engines.values(), *([ingest] if ingest is not None else [])]:
             # close=False: the master's sockets are not this worker's to close (SQLAlchemy's
             # advice for forked processes); the worker opens its own on first use.
             engine.dispose(close=False)

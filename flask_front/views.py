@@ -1,13 +1,11 @@
-"""The original project's routes: /realTime (the latest reading) and the index page."""
+"""The original project's route /realTime (the latest reading); `/` is the dashboard's overview now."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, jsonify, request
 
 from flask_front.access import read_access
 from flask_front.api import MAX_ID, common
-from lib import storage
 from lib.storage.readings import devices_with_latest
-from lib.validation import ms_to_iso
 
 bp = Blueprint("views", __name__)
 
@@ -15,18 +13,6 @@ bp = Blueprint("views", __name__)
 def register(app: Flask) -> None:
     """Attach the original routes."""
     app.register_blueprint(bp)
-    app.add_template_filter(ms_to_iso, "iso")
-
-
-@bp.route("/")
-@read_access
-def index():
-    """The start page: devices with their latest values, and where to go from here."""
-    names = common.catalogue().names
-    with common.engine().connect() as conn:
-        rows = devices_with_latest(conn, names, active_only=True)
-    return render_template("index.html", devices=rows, metrics=list(common.catalogue()),
-                           offline_ms=common.settings().web.offline_seconds * 1000, now_ms=storage.now_ms())
 
 
 @bp.route("/realTime")

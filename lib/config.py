@@ -100,6 +100,11 @@ class Config:
         """[auth], typed."""
         return self.typed.auth
 
+    @property
+    def live(self) -> settings_mod.LiveSettings:
+        """[live], typed."""
+        return self.typed.live
+
     def get(self, section: str, key: str) -> str:
         """Return a raw setting as a stripped string (for sections the typed settings lack)."""
         try:

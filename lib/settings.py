@@ -260,9 +260,26 @@ class AuthSettings(Section):
     flower_password: str = ""
 
 
+@dataclass(frozen=True)
+class LiveSettings(Section):
+    """[live]: readings pushed to browsers over the ingest server's /live WebSocket."""
+
+    SECTION: ClassVar[str] = "live"
+    secret: str = ""
+    token_seconds: float = setting(60.0, positive=True)
+    browser_url: str = ""
+    max_unsent_bytes: int = setting(1048576, minimum=1024)
+    batch_readings: int = setting(500, minimum=1)
+
+    def check(self) -> None:
+        """browser_url, when given, is where browsers open the WebSocket: ws:// or wss://."""
+        if self.browser_url and urlsplit(self.browser_url).scheme not in ("ws", "wss"):
+            raise self.fail("browser_url", f"must be a ws:// or wss:// URL, got {self.browser_url!r}")
+
+
 SECTIONS: dict[str, type[Section]] = {cls.SECTION: cls for cls in (
     MysqlSettings, SqliteSettings, EcsSettings, RabbitmqSettings, PortsSettings, IngestSettings,
-    OtherSettings, CelerySettings, ChartsSettings, RetentionSettings, AlertsSettings, WebSettings, AuthSettings)}
+    OtherSettings, CelerySettings, ChartsSettings, RetentionSettings, AlertsSettings, WebSettings, AuthSettings, LiveSettings)}
 
 
 @dataclass(frozen=True)
@@ -282,6 +299,7 @@ class Settings:
     alerts: AlertsSettings
     web: WebSettings
     auth: AuthSettings
+    live: LiveSettings
 
 
 def defaults() -> dict[str, dict[str, str]]:

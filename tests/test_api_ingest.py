@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from websockets.sync.client import connect
 
+from flask_front.access import DeviceTokens
+from flask_front.api.ingest import ingest_engine
 from lib import storage
 from tests.badinput_cases import CASES, TS0, Case, iso
 from tests.conftest import ServerThread, module_settings, stored
@@ -96,7 +100,7 @@ def test_a_user_api_token_is_not_a_device_token(web_client, admin):
 
 
 def test_a_revoked_device_is_refused(web_client, engine, device):
-    """Revocation stops HTTP ingest at once too."""
+    """Revocation stops HTTP ingest at once when the worker has not cached the token yet."""
     storage.revoke_device(engine, device.name)
     response = web_client.post("/api/v1/readings", json={"values": {"co2": 500}},
                                headers={"Authorization": f"Bearer {device.token}"})
@@ -128,3 +132,53 @@ def test_a_failed_write_gives_503_and_no_ack(web_client, engine, device):
     assert response.status_code == 503
     assert response.json["ack"] == [] and "database unavailable" in response.json["error"]
     assert storage.count_readings(engine, device.id) == 0
+
+
+def post(client, token: str, seq: int):
+    """POST one reading stamped TS0 + seq ms."""
+    return client.post("/api/v1/readings", json={"seq": seq, "ts": iso(TS0 + seq), "values": {"co2": 500}},
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_revoked_device_is_refused_once_its_cached_token_expires(web_settings, engine, device):
+    """Tokens are cached for [ingest] revoke_check_seconds: after that a revoked device gets 401."""
+    ttl = 0.5
+    client = make_app(web_settings.with_overrides({"ingest": {"revoke_check_seconds": str(ttl)}})).test_client()
+    assert post(client, device.token, 1).status_code == 200  # now cached
+    cached_at = time.monotonic()
+    storage.revoke_device(engine, device.name)
+    time.sleep(max(0.0, cached_at + ttl + 0.05 - time.monotonic()))
+    response = post(client, device.token, 2)
+    assert response.status_code == 401 and "revoked" in response.json["detail"]
+    assert storage.count_readings(engine, device.id) == 1
+
+
+@pytest.mark.parametrize("ttl,found,lookups", [
+    (60.0, 7, 1),     # known: looked up once, then served from the cache
+    (60.0, None, 3),  # unknown: never cached, so a device registered meanwhile is not refused
+    (0.0, 7, 3),      # expired at once: looked up every time
+])
+def test_device_tokens_cache_known_tokens_for_their_ttl(ttl, found, lookups):
+    """DeviceTokens asks the database only when a known token's entry is missing or expired."""
+    asked = []
+    tokens = DeviceTokens(ttl)
+    for _ in range(3):
+        assert tokens.device_id("sd_token", lambda digest: asked.append(digest) or found) == found
+    assert len(asked) == lookups and asked[0] == storage.hash_token("sd_token")
+
+
+def test_a_connection_dropped_by_the_database_is_replaced_once(web_settings, engine, device):
+    """No pre-ping on ingest: a pooled connection MariaDB has closed costs a retry, not a 503."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("SQLite has no server to drop connections")
+    app = make_app(web_settings)
+    client = app.test_client()
+    assert post(client, device.token, 1).status_code == 200
+    with app.app_context(), ingest_engine().connect() as conn:  # the one pooled connection
+        connection_id = conn.scalar(sa.text("SELECT CONNECTION_ID()"))
+        conn.commit()
+    with engine.begin() as conn:
+        conn.execute(sa.text("KILL :id"), {"id": connection_id})
+    response = post(client, device.token, 2)
+    assert response.status_code == 200 and response.json["ack"] == [2]
+    assert storage.count_readings(engine, device.id) == 2

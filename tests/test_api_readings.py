@@ -174,3 +174,12 @@ def test_no_readings_give_empty_series(web_client, device):
     body = get(web_client, device.id).json
     assert body["resolution"] == "raw" and body["series"] == {m: [] for m in NAMES}
     assert get(web_client, device.id, csv_=True).get_data(as_text=True) == "time,ts_ms,co2,temperature,humidity\r\n"
+
+
+def test_csv_body_is_byte_identical_to_the_driver_floats(web_client, engine, device, monkeypatch):
+    """Edge values (1e16, 1e-07, integers, NULLs) over pages of 7: the lines of the pre-formatter export."""
+    from tests.test_storage_readings import driver_lines, edge_rows
+    monkeypatch.setattr(reading_store, "PAGE_ROWS", 7)
+    assert storage.write_readings(engine, NAMES, edge_rows(device.id)) == {}
+    body = get(web_client, device.id, "?resolution=raw&from=0&to=1000000", csv_=True).get_data()
+    assert body == ("time,ts_ms,co2,temperature,humidity\r\n" + driver_lines(engine, device.id)).encode()

@@ -1,12 +1,18 @@
 """lib.storage.readings: devices_with_latest and device_name on SQLite and MariaDB."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from lib import storage
 from lib.catalogue import Metric
-from lib.storage.readings import DeviceRow, device_name, devices_with_latest
+from lib.csvformat import CsvFormatter
+from lib.resolution import plan_for
+from lib.storage.readings import DeviceRow, _prefetched, device_name, devices_with_latest, export_pages
+from tests.test_csvformat import old_line
 
 BUILTIN = ("co2", "temperature", "humidity")
 
@@ -126,3 +132,117 @@ def test_device_name(engine, device):
     storage.revoke_device(engine, device.name, delete_readings=True)
     with engine.connect() as conn:
         assert device_name(conn, device.id) is None
+
+
+# Doubles whose text (MariaDB's) and repr differ in form, or that test the last digit.
+EDGE = [1e16, 1e-7, 420.0, -1.5, 0.1 + 0.2, 1 / 3, 123456789012345678.0, 5e-324, 1.7976931348623157e308,
+        -0.0, 2.5e-5, 1e21, None]
+
+
+def edge_rows(device_id: int) -> list[tuple]:
+    """Readings with edge values in every column and some NULLs, one second apart from 1 s."""
+    return [(device_id, 1_000 * (i + 1), EDGE[i % len(EDGE)], EDGE[(i * 5) % len(EDGE)],
+             None if i % 3 else EDGE[(i * 7) % len(EDGE)]) for i in range(60)]
+
+
+def driver_lines(engine, device_id: int) -> str:
+    """The reference lines of a device's readings as the driver reads them (MariaDB stores -0.0 as 0)."""
+    with engine.connect() as conn:
+        read = conn.execute(sa.text("SELECT ts, co2, temperature, humidity FROM reading "
+                                    "WHERE device_id = :d ORDER BY ts"), {"d": device_id}).all()
+    return "".join(old_line(r) for r in read)
+
+
+def export_csv(engine, device_id: int, start: int, end: int, page_rows: int) -> tuple[str, list[int]]:
+    """The CSV lines of a raw export and the sizes of its pages."""
+    formatter, sizes, text = CsvFormatter(), [], []
+    for page in export_pages(engine, plan_for(0), device_id, BUILTIN, [], start, end, page_rows):
+        sizes.append(len(page))
+        text.append(formatter.page(page))
+    return "".join(text), sizes
+
+
+@pytest.mark.parametrize("page_rows", [1, 7, 60, 10_000])
+def test_raw_export_is_byte_identical_to_the_driver_floats(engine, device, page_rows):
+    """Pages (packed texts on MySQL) give the lines of the floats the driver reads, across page borders."""
+    assert storage.write_readings(engine, BUILTIN, edge_rows(device.id)) == {}
+    text, sizes = export_csv(engine, device.id, 0, 10**12, page_rows)
+    assert text == driver_lines(engine, device.id)
+    assert sum(sizes) == 60 and max(sizes) <= page_rows
+
+
+def test_raw_export_keeps_to_the_range_and_skips_empty_rows(engine, device):
+    """Only [start, end]; rows with every asked metric NULL are left out; other devices' never appear."""
+    other = storage.add_device(engine, "other")[0].id
+    write(engine, device.id, 1_000, 1.0)
+    write(engine, device.id, 2_000)  # all NULL
+    write(engine, device.id, 3_000, None, 3.0)
+    write(engine, device.id, 4_000, 4.0)
+    write(engine, other, 2_500, 9.0)
+    text, _ = export_csv(engine, device.id, 1_001, 4_000, 1)
+    assert text == "".join(map(old_line, [(3_000, None, 3.0, None), (4_000, 4.0, None, None)]))
+
+
+def test_a_cut_packed_page_is_read_row_by_row(settings, device):
+    """MySQL: a group_concat_max_len too small for a page still gives every row, row by row."""
+    if not settings.database_url.startswith("mysql"):
+        pytest.skip("GROUP_CONCAT pages are MySQL's")
+    engine = storage.make_engine(settings.database_url)
+    sa.event.listen(engine, "connect", lambda dbapi_conn, record: dbapi_conn.cursor().execute(
+        "SET SESSION group_concat_max_len = 64"))
+    try:
+        assert storage.write_readings(engine, BUILTIN, edge_rows(device.id)) == {}
+        text, sizes = export_csv(engine, device.id, 0, 10**12, 25)
+        expected = driver_lines(engine, device.id)
+    finally:
+        engine.dispose()
+    assert sizes == [25, 25, 10] and text == expected
+
+
+def counted_pages(fetched: list[int], count: int = 100, fail_at: int | None = None):
+    """Pages [i], noting each fetch; raises at page `fail_at`."""
+    try:
+        for i in range(count):
+            if i == fail_at:
+                raise RuntimeError("database gone")
+            fetched.append(i)
+            yield [(i,)]
+    finally:
+        fetched.append(-1)  # closed
+
+
+def wait_for(condition, seconds: float = 5) -> bool:
+    """Poll until `condition()` or the time is up."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_prefetch_keeps_order_and_reads_at_most_two_pages_ahead():
+    """A slow reader: the thread waits with one page queued and one in hand, never more."""
+    fetched: list[int] = []
+    pages = _prefetched(counted_pages(fetched, 10))
+    assert next(pages) == [(0,)]
+    time.sleep(0.3)
+    assert fetched == [0, 1, 2]
+    assert list(pages) == [[(i,)] for i in range(1, 10)] and fetched[-1] == -1
+
+
+def test_prefetch_stops_its_thread_when_the_client_goes():
+    """Closing the export (a client that hung up) ends the thread and closes the page source."""
+    fetched: list[int] = []
+    before = threading.active_count()
+    pages = _prefetched(counted_pages(fetched))
+    next(pages)
+    pages.close()
+    assert wait_for(lambda: threading.active_count() == before) and fetched[-1] == -1
+    assert len(fetched) <= 4
+
+
+def test_prefetch_raises_the_fetch_error_in_the_reader():
+    fetched: list[int] = []
+    pages = _prefetched(counted_pages(fetched, fail_at=3))
+    assert [next(pages) for _ in range(3)] == [[(0,)], [(1,)], [(2,)]]
+    with pytest.raises(RuntimeError, match="database gone"):
+        next(pages)

@@ -89,32 +89,12 @@ def test_real_time_is_not_cached_stale(web_client, engine):
 
 # ---- / -----------------------------------------------------------------------------------
 
-def test_index_lists_devices_and_links_to_the_api_docs(web_client, engine):
-    """The index names each active device with its values and links to /api/v1/docs."""
-    pi = add(engine, "greenhouse-pi")
-    add(engine, "cellar-pi")
-    add(engine, "retired-pi")
-    storage.revoke_device(engine, "retired-pi")
-    write(engine, pi, storage.now_ms(), 612.5, 21.5, 40.0)
+def test_index_is_the_dashboard_overview(web_client):
+    """`/` is the overview page; its tiles are drawn in the browser (tests/test_dashboard_pages.py)."""
     response = web_client.get("/")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert "greenhouse-pi" in page and "cellar-pi" in page and "retired-pi" not in page
-    assert 'href="/api/v1/docs"' in page
-    assert "612.5" in page and "cellar-pi (offline)" in page
-
-
-def test_index_without_devices_says_how_to_add_one(web_client):
-    """No device yet: the page says how to register one."""
-    response = web_client.get("/")
-    assert response.status_code == 200 and "add-device" in response.get_data(as_text=True)
-
-
-def test_index_escapes_device_names(web_client, engine):
-    """A device name is text, not HTML."""
-    add(engine, "<script>alert(1)</script>")
-    page = web_client.get("/").get_data(as_text=True)
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert 'src="/static/js/overview.js"' in page and 'href="/api/v1/docs"' in page
 
 
 # ---- [web] public = off ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ class RowId(IntegerConverter):
 
 def register(app: Flask) -> None:
     """Register every API blueprint with the app's Api (flask_front.extensions.api)."""
-    from flask_front.api import alerts, charts, devices, health, ingest, readings, tasks
+    from flask_front.api import alerts, charts, devices, docs, health, ingest, live, readings, tasks, users
     from flask_front.extensions import api
 
     app.url_map.converters["id"] = RowId  # documented as an integer: it is an IntegerConverter
@@ -26,5 +26,6 @@ def register(app: Flask) -> None:
             "bearerAuth", {"type": "http", "scheme": "bearer",
                            "description": "a user's API token (create-api-token) or, for "
                                           "POST /readings, a device token (add-device)"})
-    for module in (devices, readings, ingest, charts, tasks, alerts, health):
+    for module in (devices, readings, ingest, live, charts, tasks, alerts, users, health):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
+    docs.register(app, PREFIX)

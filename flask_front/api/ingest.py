@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable, Sequence, TypeVar
 
 import orjson
+import sqlalchemy as sa
 from flask import Response, abort, current_app, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from flask_front.access import bearer_token
+from flask_front.access import bearer_token, device_tokens
 from flask_front.api import common
-from lib import storage
+from lib import livebus, storage
 from lib.ingest import DB_DOWN, reply, rows_of, settle
 from lib.validation import UNKNOWN_METRIC, FrameError, Limits, Parsed, parse_frame
 
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 blp = Blueprint("ingest", __name__, description="HTTP ingest: readings from devices")
 # Stamps given to readings without `ts` are per device and must rise: one lock per process.
 _stamp_lock = threading.Lock()
+_engine_lock = threading.Lock()
+T = TypeVar("T")
 
 
 class RejectionSchema(Schema):
@@ -63,6 +67,62 @@ def _parse(device_id: int, body: bytes) -> Parsed:
     return parsed
 
 
+def ingest_engine() -> sa.Engine:
+    """This process's engine of the ingest view: no pre-ping per checkout (_Link retries instead)."""
+    engine = current_app.extensions.get("sensors_ingest_engine")
+    if engine is None:
+        with _engine_lock:
+            engine = current_app.extensions.get("sensors_ingest_engine")
+            if engine is None:
+                engine = storage.make_engine(current_app.config["SQLALCHEMY_DATABASE_URI"], pre_ping=False)
+                current_app.extensions["sensors_ingest_engine"] = engine
+    return engine
+
+
+class _Link:
+    """A request's one pooled connection, taken on first use and replaced once if it proves stale.
+
+    Without a pre-ping, the first statement on a connection the database has dropped (after a
+    restart) fails; SQLAlchemy then invalidates the pool, and a new connection is taken.
+    Running the work again is safe: nothing was committed, or, when the commit itself was
+    cut off, the stored rows come back as replays, which count as stored.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.conn: sa.Connection | None = None
+        self.renewed = False
+
+    def run(self, work: Callable[[sa.Connection], T]) -> T:
+        """work(conn); once more on a new connection when the pooled one was found dropped."""
+        if self.conn is None:
+            self.conn = self.engine.connect()
+        try:
+            return work(self.conn)
+        except DBAPIError as exc:
+            if self.renewed or not exc.connection_invalidated:
+                raise
+            log.info("HTTP ingest: a pooled connection was dropped (%s); retrying on a new one",
+                     storage.describe_error(exc))
+        self.close()
+        self.renewed = True
+        self.conn = self.engine.connect()
+        return work(self.conn)
+
+    def close(self) -> None:
+        """Give the connection back (rolled back when a transaction is open)."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _commit(conn: sa.Connection, names: Sequence[str], rows: list[tuple]) -> dict[int, str]:
+    """Insert the rows and commit; {row index: reason} of those not stored."""
+    failed = storage.insert_readings(conn, names, rows)
+    conn.commit()
+    return failed
+
+
 @blp.route("/readings", methods=["POST"])
 @blp.doc(security=[{"bearerAuth": []}], requestBody={"required": True, "content": {
     "application/json": {"schema": FrameSchema}}})
@@ -80,21 +140,29 @@ def post_readings():
     limit = common.settings().ingest.max_frame_bytes
     if len(body) > limit:
         abort(413, description=f"the body has {len(body)} bytes, more than [ingest] max_frame_bytes ({limit})")
-    engine = common.engine()
-    device_id = storage.authenticate(engine, token)
-    if device_id is None:
-        abort(401, description="unknown or revoked device token")
+    # One pooled connection, unpinged, for the token lookup (only when not cached) and the write.
+    link = _Link(ingest_engine())
     try:
-        parsed = _parse(device_id, body)
-    except FrameError as exc:
-        abort(400, description=str(exc))
-    status, error = 200, None
-    if parsed.readings:
-        names = common.catalogue().names
+        device_id = device_tokens().device_id(
+            token, lambda digest: link.run(lambda conn: storage.device_of_token_hash(conn, digest)))
+        if device_id is None:
+            abort(401, description="unknown or revoked device token")
         try:
-            settle(parsed, storage.write_readings(engine, names, rows_of(parsed, device_id, names)))
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("device %d: %d readings not stored: %s", device_id, len(parsed.readings),
-                        storage.describe_error(exc))
-            status, error = 503, DB_DOWN
+            parsed = _parse(device_id, body)
+        except FrameError as exc:
+            abort(400, description=str(exc))
+        status, error = 200, None
+        if parsed.readings:
+            names = common.catalogue().names
+            rows = rows_of(parsed, device_id, names)
+            try:
+                settle(parsed, link.run(lambda conn: _commit(conn, names, rows)))
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("device %d: %d readings not stored: %s", device_id, len(parsed.readings),
+                            storage.describe_error(exc))
+                status, error = 503, DB_DOWN
+            else:  # committed: on to the browsers watching live (lib/livebus.py), never waiting
+                livebus.publish(common.settings(), link.engine, device_id, parsed.readings)
+    finally:
+        link.close()
     return Response(orjson.dumps(reply(parsed, error)), status=status, mimetype="application/json")

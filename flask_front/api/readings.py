@@ -12,6 +12,7 @@ from flask_front.api import common
 from flask_front.api.schemas import CsvQuerySchema, ReadingsQuerySchema, ReadingsSchema
 from lib import resolution, storage
 from lib.charts import DAY_MS, RAW
+from lib.csvformat import CsvFormatter, header as csv_header
 from lib.resolution import AGGREGATES
 from lib.storage.charts import count_points
 from lib.storage.readings import device_name, export_pages, series
@@ -114,11 +115,10 @@ def readings_csv(args, device_id: int):
 
 def csv_lines(header: list[str], pages: Iterator[list[tuple]]) -> Iterator[str]:
     """CSV text, one chunk per page; empty cells for missing values."""
-    yield ",".join(header) + "\r\n"
+    yield csv_header(header)
+    formatter = CsvFormatter()
     for page in pages:
-        yield "".join(f"{ms_to_iso(row[0])},{row[0]},"
-                      + ",".join("" if v is None else repr(float(v)) for v in row[1:]) + "\r\n"
-                      for row in page)
+        yield formatter.page(page)
 
 
 def safe_name(name: str) -> str:

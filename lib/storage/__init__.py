@@ -244,8 +244,13 @@ def authenticate(engine: Engine, token: str) -> int | None:
     if not token:
         return None
     with engine.connect() as conn:
-        return conn.scalar(sa.select(Device.id).where(Device.token_hash == hash_token(token),
-                                                      Device.revoked_ms.is_(None)))
+        return device_of_token_hash(conn, hash_token(token))
+
+
+def device_of_token_hash(conn: sa.Connection, token_hash: str) -> int | None:
+    """The id of the active device whose token has this hash (hash_token), or None."""
+    return conn.scalar(sa.select(Device.id).where(Device.token_hash == token_hash,
+                                                  Device.revoked_ms.is_(None)))
 
 
 def list_devices(engine: Engine) -> list[DeviceInfo]:
@@ -336,18 +341,26 @@ def write_readings(engine: Engine, metric_names: Sequence[str], rows: Sequence[R
     """
     if not rows:
         return {}
-    dialect = engine.dialect.name
-    step = CHUNK_ROWS.get(dialect, 500)
     with engine.begin() as conn:
-        inserted = 0
-        for start in range(0, len(rows), step):
-            inserted += conn.exec_driver_sql(
-                insert_readings_sql(dialect, metric_names, rows[start:start + step])).rowcount
-        failed = {} if inserted == len(rows) else _unstored(conn, metric_names, rows)
-        if failed:
-            rows = [row for i, row in enumerate(rows) if i not in failed]
-        if rows:
-            mark_pending(conn, hour_spans(rows))
+        return insert_readings(conn, metric_names, rows)
+
+
+def insert_readings(conn: sa.Connection, metric_names: Sequence[str],
+                    rows: Sequence[Row]) -> dict[int, str]:
+    """write_readings' statements in the transaction of `conn`, which the caller commits."""
+    if not rows:
+        return {}
+    dialect = conn.dialect.name
+    step = CHUNK_ROWS.get(dialect, 500)
+    inserted = 0
+    for start in range(0, len(rows), step):
+        inserted += conn.exec_driver_sql(
+            insert_readings_sql(dialect, metric_names, rows[start:start + step])).rowcount
+    failed = {} if inserted == len(rows) else _unstored(conn, metric_names, rows)
+    if failed:
+        rows = [row for i, row in enumerate(rows) if i not in failed]
+    if rows:
+        mark_pending(conn, hour_spans(rows))
     return failed
 
 

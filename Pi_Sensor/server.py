@@ -282,10 +282,12 @@ class IngestServer:
 
         Such a client blocks its handler in send() (and with it the frames it keeps sending),
         and keepalive pings queue behind the same buffer, so nothing else would ever end it.
+        Closing ones count too: a close frame (a keepalive timeout sends one) waits behind the
+        same buffer, with no timeout, and `connections` lists only open ones.
         """
         limit = self.config.ingest.max_unsent_bytes
         patience = self.config.ingest.ping_timeout
-        for conn in list(self._server.connections):
+        for conn in list(self._server.all_connections):
             if not hasattr(conn, "device_id"):
                 continue  # a browser: LiveHub.deliver drops slow ones
             if conn.transport.get_write_buffer_size() <= limit:

@@ -1,6 +1,7 @@
 """One device, one bad row or one slow client cannot hurt the others; shutdown and logs stay bounded."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import resource
@@ -102,30 +103,59 @@ def test_readings_of_a_deleted_device_are_never_acked(ingest, device, engine):
     assert stored(engine, device.id) == []
 
 
+def stall(srv: ServerThread, token: str, timeout: float = 10) -> socket.socket:
+    """A client socket that sent frames with long replies and reads none, until the server stopped reading."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.settimeout(timeout)
+    handshake(sock, token)
+    # Each frame is refused with a long reply: 1000 rejections of about 60 bytes.
+    bad = json.dumps({"readings": [{"seq": i, "values": {"co2": -1}} for i in range(1000)]})
+    frame = text_frame(bad.encode())
+    sent = 0
+    with pytest.raises(OSError):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sock.sendall(frame)
+            sent += 1
+        raise AssertionError(f"server still reads after {sent} frames of unread replies")
+    return sock
+
+
 def test_a_client_that_never_reads_is_dropped(settings, device):
     """Replies it does not read are bounded; after ping_timeout over the bound, it is closed."""
     cfg = settings.with_overrides({"ingest": {"ping_timeout": "1", "ping_interval": "0.5",
                                               "max_unsent_bytes": "4096"}})
     srv = ServerThread(cfg)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock = None
     try:
-        sock.connect(("127.0.0.1", srv.port))
-        sock.settimeout(10)
-        handshake(sock, device.token)
-        # Each frame is refused with a long reply: 1000 rejections of about 60 bytes.
-        bad = json.dumps({"readings": [{"seq": i, "values": {"co2": -1}} for i in range(1000)]})
-        frame = text_frame(bad.encode())
-        sent = 0
-        with pytest.raises(OSError):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                sock.sendall(frame)
-                sent += 1
-            raise AssertionError(f"server still reads after {sent} frames of unread replies")
+        sock = stall(srv, device.token)
         assert wait_until(lambda: not srv.server.cap.live, 5)
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
+        srv.stop()
+
+
+def test_a_stalled_client_is_dropped_while_its_close_waits(settings, device):
+    """A closing handshake (a keepalive timeout starts one) cannot reach a client that reads
+    nothing: the stalled connection is dropped all the same, not after close_timeout."""
+    cfg = settings.with_overrides({"ingest": {"ping_timeout": "4", "ping_interval": "60",
+                                              "max_unsent_bytes": "4096", "close_timeout": "60"}})
+    srv = ServerThread(cfg)
+    sock = None
+    try:
+        sock = stall(srv, device.token, timeout=1)  # well within the 4 s of patience
+
+        async def start_closing():
+            for conn in srv.server._server.all_connections:
+                asyncio.ensure_future(conn.close())
+        srv.call(start_closing())  # its close frame waits behind the unread replies, forever
+        assert wait_until(lambda: not srv.server.cap.live, 8)
+    finally:
+        if sock is not None:
+            sock.close()
         srv.stop()
 
 

@@ -1,5 +1,8 @@
 #!/bin/sh
 # Run the test suite: sh tests/run.sh [pytest arguments]
+# Tests run in SENSORS_TEST_WORKERS processes (pytest-xdist, 2 by default; 0 runs them in this one):
+# most of their time is spent waiting on services, subprocesses and browsers. A test file stays in
+# one process, so module fixtures are made once.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/deploy/venv.sh"
@@ -27,4 +30,8 @@ ensure_chromium() {
 ensure_chromium
 
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" -m pytest "$@"
+workers=${SENSORS_TEST_WORKERS:-2}
+if [ "$workers" = 0 ]; then
+    exec "$ROOT/.venv/bin/python" -m pytest "$@"
+fi
+exec "$ROOT/.venv/bin/python" -m pytest -n "$workers" --dist loadfile "$@"

@@ -52,12 +52,13 @@ def test_a_reachable_database_is_fine(engine):
 
 
 @pytest.mark.parametrize("url", [
-    f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:{closed_port()}/sensors",
+    f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:{{port}}/sensors",
     "sqlite:////nonexistent-folder/deeper/sensors.db",
-])
+], ids=["mysql-refused", "sqlite-unopenable"])
 def test_a_database_that_is_down_gives_a_reason(url):
     """Refused or unopenable: a short reason at once, without the password."""
-    engine = sa.create_engine(url)
+    # The closed port is found when the test runs: test ids must be the same in every xdist worker.
+    engine = sa.create_engine(url.format(port=closed_port()))
     began = time.monotonic()
     reason = health.check_database(engine)
     assert time.monotonic() - began < 2

@@ -246,3 +246,67 @@ def test_prefetch_raises_the_fetch_error_in_the_reader():
     assert [next(pages) for _ in range(3)] == [[(0,)], [(1,)], [(2,)]]
     with pytest.raises(RuntimeError, match="database gone"):
         next(pages)
+
+
+# ---- buckets newer than the rollups -------------------------------------------------------------
+
+def _bucketed(engine, device_id, source: str, bucket_ms: int, start_ms: int, end_ms: int) -> list[list]:
+    """The co2 [t, avg, min, max] buckets of a series from `source` (1m or 1h)."""
+    from lib.resolution import Plan
+    from lib.storage.readings import series
+
+    with engine.connect() as conn:
+        return series(conn, Plan(source, bucket_ms), device_id, ["co2"], ["avg", "min", "max"],
+                      start_ms, end_ms)["co2"]
+
+
+@pytest.mark.parametrize("source, bucket_ms", [("1m", 60_000), ("1m", 600_000), ("1h", 3_600_000)])
+def test_buckets_not_yet_rolled_up_come_from_raw_readings(engine, device, source, bucket_ms):
+    """Rollups lag the newest readings: a chart must not lose its newest buckets until the next run."""
+    from lib.storage.rollups import run_rollup
+
+    hour = 3_600_000
+    base = (storage.now_ms() // hour - 5) * hour
+    early = [(device.id, base + i * 30_000, 400.0 + i, None, None) for i in range(4 * 120)]  # 4 hours
+    storage.write_readings(engine, ("co2", "temperature", "humidity"), early)
+    run_rollup(engine)
+    late = [(device.id, base + 4 * hour + i * 30_000, 900.0 + i, None, None) for i in range(60)]  # 30 min
+    storage.write_readings(engine, ("co2", "temperature", "humidity"), late)  # not rolled up yet
+    points = _bucketed(engine, device.id, source, bucket_ms, base, base + 5 * hour - 1)
+    starts = [p[0] for p in points]
+    assert starts == sorted(set(starts)), "a bucket appears once"
+    rows = early + late
+    expected = {}
+    for _, ts, co2, _t, _h in rows:
+        expected.setdefault(ts - ts % bucket_ms, []).append(co2)
+    assert starts == sorted(expected)
+    for t, avg, low, high in points:
+        values = expected[t]
+        assert (low, high) == (min(values), max(values))
+        assert avg == pytest.approx(sum(values) / len(values))
+
+
+def test_exported_buckets_not_yet_rolled_up_come_from_raw_readings(engine, device):
+    """The CSV of buckets has the same newest buckets as the JSON series."""
+    from lib.resolution import Plan
+    from lib.storage.rollups import run_rollup
+
+    hour = 3_600_000
+    base = (storage.now_ms() // hour - 5) * hour
+    names = ("co2", "temperature", "humidity")
+    storage.write_readings(engine, names, [(device.id, base + i * 60_000, 400.0 + i, None, None)
+                                           for i in range(240)])
+    run_rollup(engine)
+    storage.write_readings(engine, names, [(device.id, base + 4 * hour + i * 60_000, 900.0, None, None)
+                                           for i in range(30)])
+    pages = export_pages(engine, Plan("1h", hour), device.id, ["co2"], ["avg"], base, base + 5 * hour - 1,
+                         page_rows=2)
+    rows = [tuple(r) for page in pages for r in page]
+    assert [int(r[0]) for r in rows] == [base + i * hour for i in range(5)]
+    assert float(rows[-1][1]) == 900.0
+    assert rows == [tuple(p[:2]) for p in _bucketed_avg(engine, device.id, base, base + 5 * hour - 1)]
+
+
+def _bucketed_avg(engine, device_id, start_ms, end_ms) -> list[list]:
+    """The co2 [t, avg] hourly buckets of the JSON series."""
+    return [p[:2] for p in _bucketed(engine, device_id, "1h", 3_600_000, start_ms, end_ms)]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lib.catalogue import check_name
-from lib.charts import RAW
+from lib.charts import DAY_MS, HOUR, HOUR_MS, MINUTE, MINUTE_MS, RAW
 from lib.models import Device
 from lib.resolution import Plan
 from lib.storage import dialect
@@ -18,6 +18,10 @@ from lib.storage.charts import TABLES
 
 # Rows fetched per query of an export: a page is built, sent and dropped before the next.
 PAGE_ROWS = 10_000
+# Width of a bucket of each rollup table, and how far back buckets newer than a table's newest
+# row are aggregated from raw readings (the rollups lag by a run; far more means they are stuck).
+SOURCE_MS = {MINUTE: MINUTE_MS, HOUR: HOUR_MS}
+RAW_TAIL_MAX_MS = DAY_MS
 _DONE = object()  # the end of a prefetched export
 
 
@@ -111,12 +115,36 @@ def series(conn: Connection, plan: Plan, device_id: int, metrics: Sequence[str],
                     points.append([ts, value])
         return out
     width = len(aggs)
-    for t, *values in conn.execute(_bucket_sql(conn, plan, metrics, aggs), params):
-        for i, points in enumerate(lists):
-            chunk = values[i * width:(i + 1) * width]
-            if any(v is not None for v in chunk):
-                points.append([int(t), *(None if v is None else float(v) for v in chunk)])
+    parts = [(plan, params)]
+    tail = _raw_tail_start(conn, plan, device_id, start_ms, end_ms)
+    if tail is not None:  # rolled-up buckets before `tail`, buckets of raw readings from it on
+        parts = [(plan, {**params, "b": tail - 1}), (Plan(RAW, plan.bucket_ms), {**params, "a": tail})]
+    for part, part_params in parts:
+        for t, *values in conn.execute(_bucket_sql(conn, part, metrics, aggs), part_params):
+            for i, points in enumerate(lists):
+                chunk = values[i * width:(i + 1) * width]
+                if any(v is not None for v in chunk):
+                    points.append([int(t), *(None if v is None else float(v) for v in chunk)])
     return out
+
+
+def _raw_tail_start(conn: Connection, plan: Plan, device_id: int, start_ms: int, end_ms: int) -> int | None:
+    """Where buckets come from raw readings instead of plan.source's rollup table, or None.
+
+    A rollup bucket is written once complete, at the next rollup run, so the newest buckets of
+    a range that ends now are missing from it: they are aggregated from raw readings, starting
+    at a bucket boundary after the newest rolled-up row, at most RAW_TAIL_MAX_MS back.
+    """
+    if plan.source == RAW:
+        return None
+    table = TABLES[plan.source].name
+    newest = conn.execute(sa.text(
+        f"SELECT bucket FROM {table} WHERE device_id = :d AND bucket BETWEEN :a AND :b "
+        "ORDER BY bucket DESC LIMIT 1"), {"d": device_id, "a": start_ms, "b": end_ms}).scalar()
+    after = start_ms if newest is None else newest + SOURCE_MS[plan.source]
+    after = max(after, end_ms - RAW_TAIL_MAX_MS)
+    after -= after % plan.bucket_ms  # whole buckets on each side: none is split between the two
+    return None if after > end_ms else max(after, start_ms)
 
 
 def export_pages(engine: Engine, plan: Plan, device_id: int, metrics: Sequence[str],
@@ -177,6 +205,19 @@ def _pages(engine: Engine, plan: Plan, device_id: int, metrics: Sequence[str], a
     if plan.bucket_ms == 0:
         yield from _raw_pages(engine, device_id, metrics, start_ms, end_ms, page_rows)
         return
+    with engine.connect() as conn:
+        tail = _raw_tail_start(conn, plan, device_id, start_ms, end_ms)
+    if tail is None:
+        yield from _bucket_pages(engine, plan, device_id, metrics, aggs, start_ms, end_ms, page_rows)
+        return
+    yield from _bucket_pages(engine, plan, device_id, metrics, aggs, start_ms, tail - 1, page_rows)
+    yield from _bucket_pages(engine, Plan(RAW, plan.bucket_ms), device_id, metrics, aggs, tail, end_ms,
+                             page_rows)
+
+
+def _bucket_pages(engine: Engine, plan: Plan, device_id: int, metrics: Sequence[str], aggs: Sequence[str],
+                  start_ms: int, end_ms: int, page_rows: int) -> Iterator[list[tuple]]:
+    """Pages of buckets from plan.source, each of page_rows buckets' time at most."""
     span = page_rows * plan.bucket_ms
     lo = start_ms - start_ms % plan.bucket_ms
     while lo <= end_ms:

@@ -1,7 +1,7 @@
 """Web bench: the JSON API, CSV export and HTTP ingest through gunicorn, as start.sh serves them.
 
 Run from the repository root:  .venv/bin/python -m bench.web [--quick] [--sqlite] [--keep]
-    [--part all|readings|devices|csv|ingest]
+    [--part all|readings|devices|csv|page|ingest] [--page-loads 20]
 
 gunicorn runs as a child process exactly as start.sh starts it (`python -m gunicorn -c
 flask_front/gunicorn_conf.py 'flask_front:create_app()'`, settings as SENSORS_* variables,
@@ -16,7 +16,8 @@ keep-alive connection. HTTP ingest: 50 client threads, each a device posting bat
 readings on its own keep-alive connection, each waiting for its reply; the WebSocket ingest
 server gets the same load (bench.ingest's batched scenario) on the same fresh database.
 Benchmarks print; they do not fail on a target. Exit status 1 only when a request fails or
-an ack is missing.
+an ack is missing. `--part page` (bench/page.py): the 30-day device page in headless Chromium,
+navigation start -> first chart drawn, cold and warm cache.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import loadgen, web_data
+from bench import loadgen, page, web_data
 from bench.ingest import Figure, database, register, run_async
 from bench.loadgen import Meter
 from bench.web_server import Gunicorn, RssSampler, connect, memory_mb, request, stream_lines, timed_gets
@@ -234,13 +235,16 @@ def part_ingest(sizes: web_data.Sizes, use_sqlite: bool, tmp: Path, problems: li
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line options."""
     parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "readings", "devices", "csv", "ingest"], default="all")
+    parser.add_argument("--part", choices=["all", "readings", "devices", "csv", "page", "ingest"],
+                        default="all")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of MariaDB")
     parser.add_argument("--keep", action="store_true",
                         help="load into a named database, keep it, and reuse it when already loaded")
     parser.add_argument("--requests", type=int, help="timed GETs per figure (default 100, 5 with --quick)")
     parser.add_argument("--seconds", type=float, help="length of each ingest run (default 10)")
+    parser.add_argument("--page-loads", type=int,
+                        help="timed page loads, cold and warm (default 20, 3 with --quick)")
     return parser.parse_args(argv)
 
 
@@ -283,7 +287,9 @@ def data_parts(args: argparse.Namespace, sizes: web_data.Sizes, tmp: Path,
         try:
             parts = {"readings": lambda: part_readings(gun, roles, sizes),
                      "devices": lambda: part_devices(gun, sizes),
-                     "csv": lambda: part_csv(gun, roles, sizes)}
+                     "csv": lambda: part_csv(gun, roles, sizes),
+                     "page": lambda: page.part_page(gun, roles.bulk, roles.ends[roles.bulk],
+                                                    args.page_loads or (3 if args.quick else 20))}
             for name, part in parts.items():
                 if args.part in ("all", name):
                     try:

@@ -26,7 +26,8 @@ def test_bench_ingest_quick_run():
     ("charts", ("draw_all first run:", "per chart:", "files per run: 18", "bytes per run:")),
     ("keepup", ("ingest alone:", "ingest with rollups:", "rollup check:")),
     ("web", ("readings 30 days auto median:", "readings 1 year 1h p95:", "devices list (12 devices) median:",
-             "csv export:", "csv worker peak RSS during:", "http ingest:", "http / websocket:")),
+             "csv export:", "csv worker peak RSS during:", "http ingest:", "http / websocket:",
+             "page 30 days first chart cold median:", "page 30 days first chart warm p95:")),
 ])
 def test_bench_quick_run(bench, figures):
     """The background-task and web benches run and print their figures."""

@@ -17,18 +17,8 @@
     return e.message;
   }
 
-  function when(ms, iso) {
-    return ms === null || ms === undefined ? "–"
-      : el("time", { datetime: iso, title: S.formatTime(ms) + " (" + S.ago(ms) + ")" },
-        S.formatTime(ms, false) + " " + S.utcOffset(ms));
-  }
-
-  function fill(id, rows, emptyId) {
-    const table = document.getElementById(id);
-    table.tBodies[0].replaceChildren(...rows);
-    table.hidden = rows.length === 0;
-    if (emptyId) document.getElementById(emptyId).hidden = rows.length !== 0;
-  }
+  const when = S.timeNode;
+  const fill = S.fillTable;
 
   // A form posting JSON to the API: body(form) builds it, done(reply) follows a success.
   function jsonForm(form, path, body, done) {

@@ -13,18 +13,8 @@
   let units = {};
   let timer = null;
 
-  function when(ms, iso) {
-    return ms === null || ms === undefined ? "–"
-      : el("time", { datetime: iso, title: S.formatTime(ms) + " (" + S.ago(ms) + ")" },
-        S.formatTime(ms, false) + " " + S.utcOffset(ms));
-  }
-
-  function fill(id, rows, emptyId) {
-    const table = document.getElementById(id);
-    table.tBodies[0].replaceChildren(...rows);
-    table.hidden = rows.length === 0;
-    document.getElementById(emptyId).hidden = rows.length !== 0;
-  }
+  const when = S.timeNode;
+  const fill = S.fillTable;
 
   function value(v, ruleMetric) {
     const unit = ruleMetric && units[ruleMetric] ? " " + units[ruleMetric] : "";

@@ -135,25 +135,24 @@
     }[status] || status;
   }
 
-  // Starts the live link (live.js) or, without it, polls GET /api/v1/latest.
-  function startLive(handlers, pollMs) {
-    if (window.SensorsLive && typeof window.SensorsLive.start === "function") {
-      return window.SensorsLive.start(handlers);
-    }
-    handlers.onStatus && handlers.onStatus("polling");
-    const seen = new Map();
-    const tick = async () => {
-      try {
-        const rows = await api("/latest");
-        const fresh = rows.filter((r) => r.time_ms !== null && r.time_ms !== seen.get(r.device_id));
-        fresh.forEach((r) => seen.set(r.device_id, r.time_ms));
-        if (fresh.length) handlers.onReadings(fresh.map((r) => ({
-          device_id: r.device_id, device: r.device, ts: r.time_ms, values: r.values })));
-      } catch (e) { /* the next tick tries again */ }
-    };
-    tick();
-    const timer = setInterval(tick, pollMs || 5000);
-    return { stop: () => clearInterval(timer) };
+  // Starts the live link (live.js, loaded by every page that shows live data).
+  function startLive(handlers) {
+    return window.SensorsLive.start(handlers);
+  }
+
+  // A <time> node of an epoch-ms instant in local time with its UTC offset; "–" for none.
+  function timeNode(ms, iso) {
+    return ms === null || ms === undefined ? "–"
+      : el("time", { datetime: iso, title: formatTime(ms) + " (" + ago(ms) + ")" },
+        formatTime(ms, false) + " " + utcOffset(ms));
+  }
+
+  // Puts rows in a table's body; the table is hidden when empty, and the `emptyId` hint shown.
+  function fillTable(id, rows, emptyId) {
+    const table = document.getElementById(id);
+    table.tBodies[0].replaceChildren(...rows);
+    table.hidden = rows.length === 0;
+    if (emptyId) document.getElementById(emptyId).hidden = rows.length !== 0;
   }
 
   function ready(fn) {
@@ -166,5 +165,5 @@
   });
 
   window.Sensors = { api, ApiError, query, csrfToken, zoneName, utcOffset, zoneLabel, formatTime, ago,
-    toLocalInput, fromLocalInput, formatValue, el, prefersDark, showStatus, startLive, ready };
+    toLocalInput, fromLocalInput, formatValue, el, prefersDark, showStatus, startLive, timeNode, fillTable, ready };
 })();

@@ -135,7 +135,7 @@ class Config:
             return "sensorsfs://"  # lib/fs_transport.py
         user = quote(mq.user or "guest", safe="")
         password = quote(mq.password or "guest", safe="")
-        return f"amqp://{user}:{password}@{_url_host(mq.host)}:{mq.port}/{quote(mq.v_host, safe='')}"
+        return f"amqp://{user}:{password}@{url_host(mq.host)}:{mq.port}/{quote(mq.v_host, safe='')}"
 
     @property
     def database_url(self) -> str:
@@ -145,7 +145,7 @@ class Config:
             return f"sqlite:///{self.sqlite.path}"
         user, password = quote(db.user, safe=""), quote(db.password, safe="")
         auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
-        host = _url_host(db.host or "localhost")
+        host = url_host(db.host or "localhost")
         return f"mysql+pymysql://{auth}{host}:{db.port}/{quote(db.database, safe='')}?charset={db.charset}"
 
     @property
@@ -193,7 +193,7 @@ def load(path: str | os.PathLike | None = None,
     return Config(values, REPO_ROOT, source)
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     """A host as written in a URL: IPv6 addresses go in brackets."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 

@@ -32,7 +32,7 @@ def probe_host(settings: config_mod.Config) -> str:
     host = settings.ecs.intranet_ip
     if host in WILDCARDS:
         return "127.0.0.1"
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return config_mod.url_host(host)
 
 
 def shell_settings(settings: config_mod.Config) -> dict[str, str]:

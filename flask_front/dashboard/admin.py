@@ -10,7 +10,7 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from flask_front.access import caller
 from flask_front.dashboard import bp
 from flask_front.extensions import login_manager
-from lib.config import Config
+from lib.config import Config, url_host
 
 SECTIONS = (("devices", "Devices"), ("metrics", "Metrics"), ("users", "Users"))
 
@@ -26,11 +26,6 @@ def admin_page(view: Callable) -> Callable:
             abort(403, description="this page is for administrators")
         return view(*args, **kwargs)
     return wrapper
-
-
-def url_host(host: str) -> str:
-    """A host name or address as it goes into a URL (IPv6 addresses in brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def request_hostname() -> str:

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the test suite: sh tests/run.sh [pytest arguments]
-# Tests run in SENSORS_TEST_WORKERS processes (pytest-xdist, 2 by default; 0 runs them in this one):
+# Tests run in SENSORS_TEST_WORKERS processes (pytest-xdist, 3 by default; 0 runs them in this one):
 # most of their time is spent waiting on services, subprocesses and browsers. A test file stays in
 # one process, so module fixtures are made once.
 set -eu
@@ -30,7 +30,7 @@ ensure_chromium() {
 ensure_chromium
 
 cd "$ROOT"
-workers=${SENSORS_TEST_WORKERS:-2}
+workers=${SENSORS_TEST_WORKERS:-3}
 if [ "$workers" = 0 ]; then
     exec "$ROOT/.venv/bin/python" -m pytest "$@"
 fi

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from typing import Callable, Sequence
 from urllib.parse import parse_qs
 
@@ -27,8 +28,16 @@ POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
 
+LINGER_S = 60.0  # a server keeps its queue this long after its last browser left (page reloads)
+READY_WAIT_S = 5.0  # READY goes to browsers after this long past settling even if the broker is down
+
+
 class LiveHub:
-    """Browsers on /live, and the bus that brings them the readings of every ingest path."""
+    """Browsers on /live, and the bus that brings them the readings of every ingest path.
+
+    With RabbitMQ the hub consumes the exchange only while browsers watch it; its own readings
+    go straight to its browsers while its queue is not bound (the broker may be down).
+    """
 
     def __init__(self, settings: Config, engine: Engine) -> None:
         self.settings = settings
@@ -37,35 +46,46 @@ class LiveHub:
         self.slow_dropped = 0
         self._secret = ""
         self._publisher: livebus.Publisher | None = None
+        self._amqp: livebus.AmqpSink | None = None
         self._consumer: livebus.AmqpConsumer | None = None
         self._datagrams: livebus.DatagramListener | None = None
         self._heartbeat: asyncio.Task | None = None
-        self._closing: set[asyncio.Task] = set()  # closes of slow browsers, referenced until done
+        self._linger: asyncio.TimerHandle | None = None
+        self._to_loop: Callable[[bytes], object] = lambda body: None
+        self._tasks: set[asyncio.Task] = set()  # closes and ready notices, referenced until done
 
     async def start(self) -> None:
-        """Read the token secret and connect to the bus (RabbitMQ, else the datagram socket)."""
+        """Connect to the bus (RabbitMQ, else the datagram socket) and start the publisher."""
         loop = asyncio.get_running_loop()
-        to_loop = functools.partial(loop.call_soon_threadsafe, self.deliver)
+        self._to_loop = functools.partial(loop.call_soon_threadsafe, self.deliver)
         cfg = self.settings
         if cfg.uses_rabbitmq:
-            sink = livebus.AmqpSink(cfg.broker_url, livebus.exchange_name(cfg))
-            self._consumer = livebus.AmqpConsumer(cfg.broker_url, livebus.exchange_name(cfg), to_loop)
+            self._amqp = livebus.AmqpSink(cfg.broker_url, livebus.exchange_name(cfg))
+            sink: livebus.Sink = _HubSink(self, self._amqp)
         else:
-            sink = to_loop  # this server is the only one: straight to its browsers
+            sink = self._to_loop  # this server is the only one: straight to its browsers
             self._datagrams = await livebus.listen_datagrams(livebus.socket_path(cfg), self.deliver)
         self._publisher = livebus.Publisher(sink, livebus.DeviceNames(self.engine),
                                             cfg.live.batch_readings)
         self._heartbeat = asyncio.create_task(self._heartbeat_forever())
 
     @property
-    def ready(self) -> bool:
-        """True once readings published from now on reach this server's browsers."""
-        return self._consumer is None or self._consumer.ready.is_set()
+    def consuming(self) -> bool:
+        """True while this hub's queue on the exchange is bound (never without RabbitMQ)."""
+        return self._consumer is not None and self._consumer.ready.is_set()
+
+    def settled(self) -> bool:
+        """True once readings committed from now on, on any ingest path, reach this hub's browsers."""
+        if self._amqp is None:
+            return True
+        return self.consuming and time.monotonic() >= self._consumer.bound_at + livebus.SETTLE_S
 
     async def stop(self) -> None:
         """Publish what is queued, then leave the bus."""
         if self._heartbeat:
             self._heartbeat.cancel()
+        if self._linger:
+            self._linger.cancel()
         if self._publisher:
             await asyncio.to_thread(self._publisher.stop)
         if self._consumer:
@@ -75,9 +95,14 @@ class LiveHub:
 
     # ---- the ingest side (writer threads) ----------------------------------------
 
+    @property
+    def watched(self) -> bool:
+        """False while nobody watches: no browser here and, with RabbitMQ, none anywhere."""
+        return bool(self.viewers) or (self._amqp is not None and self._amqp.wanted())
+
     def committed(self, batch: Sequence, outcomes: Sequence) -> None:
-        """Queue a committed batch for publishing; a quick no-op when nobody can be watching."""
-        if self._publisher is not None and (self._consumer is not None or self.viewers):
+        """Queue a committed batch for publishing; a quick no-op when nobody is watching."""
+        if self._publisher is not None and self.watched:
             self._publisher.put(functools.partial(livebus.committed_rows, batch, outcomes))
 
     # ---- browsers (the event loop) ------------------------------------------------
@@ -104,14 +129,64 @@ class LiveHub:
         if refusal:
             await conn.close(POLICY_VIOLATION, refusal)
             return
-        self.viewers.add(conn)
+        self._watch(conn)
+        ready = self._spawn(self._tell_ready(conn))
         try:
             async for _ in conn:  # browsers have nothing to say; pings are answered below us
                 pass
         except ConnectionClosed:
             pass
         finally:
-            self.viewers.discard(conn)
+            ready.cancel()
+            self._unwatch(conn)
+
+    def _watch(self, conn: ServerConnection) -> None:
+        """Count a browser in; with RabbitMQ, bind this hub's queue if it is not bound."""
+        self.viewers.add(conn)
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self._amqp is not None and self._consumer is None:
+            cfg = self.settings
+            self._consumer = livebus.AmqpConsumer(cfg.broker_url, livebus.exchange_name(cfg), self._to_loop)
+
+    def _unwatch(self, conn: ServerConnection) -> None:
+        """Count a browser out; the queue goes LINGER_S after the last one."""
+        self.viewers.discard(conn)
+        if not self.viewers and self._consumer is not None and self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._leave)
+
+    def _leave(self) -> None:
+        """Unbind the queue when still nobody watches (the thread's join goes to a thread)."""
+        self._linger = None
+        if not self.viewers and self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            self._spawn(asyncio.to_thread(consumer.stop))
+
+    async def _tell_ready(self, conn: ServerConnection) -> None:
+        """Send READY once settled, so the browser fetches what came before from the API.
+
+        When the broker is down it never settles: READY then goes anyway after a while, as
+        this server's own readings reach its browsers without the broker.
+        """
+        deadline = time.monotonic() + livebus.SETTLE_S + READY_WAIT_S
+        while not self.settled() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        try:
+            await conn.send(live.READY, text=True)
+        except ConnectionClosed:
+            pass
+
+    def _spawn(self, coro) -> asyncio.Task:
+        """A task kept referenced until it is done."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def deliver_threadsafe(self, body: bytes) -> None:
+        """deliver() from another thread."""
+        self._to_loop(body)
 
     def deliver(self, body: bytes) -> None:
         """Send one message to every browser; disconnect those with too much unread data."""
@@ -120,9 +195,7 @@ class LiveHub:
             self.viewers.discard(conn)
             self.slow_dropped += 1
             log.info("live: a browser at %s read too slowly: disconnected", conn.remote_address)
-            task = asyncio.create_task(_close(conn, TRY_AGAIN_LATER, TOO_SLOW))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._spawn(_close(conn, TRY_AGAIN_LATER, TOO_SLOW))
         broadcast(self.viewers, body, text=True)
 
     async def _heartbeat_forever(self) -> None:
@@ -130,6 +203,26 @@ class LiveHub:
         while True:
             await asyncio.sleep(live.HEARTBEAT_S)
             self.deliver(live.HEARTBEAT)
+
+
+class _HubSink:
+    """The hub's publisher sink: RabbitMQ for every server's browsers, and this server's own
+    browsers directly while its queue is not bound (nobody else watches, or the broker is down)."""
+
+    def __init__(self, hub: LiveHub, amqp: livebus.AmqpSink) -> None:
+        self._hub = hub
+        self._amqp = amqp
+
+    def wanted(self) -> bool:
+        return bool(self._hub.viewers) or self._amqp.wanted()
+
+    def poll(self) -> bool:
+        return self._amqp.poll() or bool(self._hub.viewers)
+
+    def __call__(self, body: bytes) -> None:
+        published = self._amqp.wanted() and self._amqp(body)
+        if self._hub.viewers and not (published and self._hub.consuming):
+            self._hub.deliver_threadsafe(body)
 
 
 async def _close(conn: ServerConnection, code: int, reason: str) -> None:

@@ -54,15 +54,6 @@ OBSERVE = """(deviceId) => {
 }"""
 
 
-def consuming(server: loadgen.Server, timeout: float = 30) -> None:
-    """Wait until the server's live consumer has bound its queue (RabbitMQ)."""
-    deadline = time.monotonic() + timeout
-    while "live: consuming" not in server.log_path.read_text():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"live consumer did not start:\n{server.log_path.read_text()}")
-        time.sleep(0.05)
-
-
 def run_mode(name: str, db_env: dict[str, str], tmp: Path, browser, readings: int) -> list[float]:
     """Latencies in ms of `readings` readings in one mode (nan: never shown)."""
     use_rabbitmq, count = MODES[name]
@@ -77,9 +68,6 @@ def run_mode(name: str, db_env: dict[str, str], tmp: Path, browser, readings: in
     servers = [loadgen.Server(env, tmp / f"{name}-ingest-{i}.log") for i in range(count)]
     gunicorn = None
     try:
-        if use_rabbitmq:
-            for server in servers:
-                consuming(server)
         port = int(servers[-1].url.rsplit(":", 1)[1].split("/")[0])  # the browser's server
         cfg = config_mod.load(environ={**env, "SENSORS_PORTS_INGEST": str(port)})
         gunicorn = Gunicorn(cfg, var_dir, tmp / f"{name}-gunicorn.log")
@@ -88,6 +76,7 @@ def run_mode(name: str, db_env: dict[str, str], tmp: Path, browser, readings: in
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{gunicorn.port}/")
             page.wait_for_selector(f'article.tile[data-device-id="{device.id}"]')
+            # "live" once the server said ready: every ingest server publishes to this page's server
             page.wait_for_function("() => document.getElementById('live-status').textContent === 'live'")
             page.evaluate(OBSERVE, device.id)
             with connect(servers[0].url, additional_headers={"Authorization": f"Bearer {device.token}"},

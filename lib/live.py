@@ -7,7 +7,7 @@ unix datagram socket) and to every browser, so a message is encoded once.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import orjson
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
@@ -20,6 +20,9 @@ SECRET_FILE = "live_secret"
 TOKEN_SALT = "sensors-live-v1"
 HEARTBEAT_S = 15.0  # an empty message this often tells browsers the link is alive (live.js)
 HEARTBEAT = b'{"readings":[]}'
+# Sent to a browser once the readings committed from then on reach it: it fetches what came
+# before from the API, and only then shows "live" (live.js).
+READY = b'{"readings":[],"ready":true}'
 CLOCK_SKEW_S = 5  # a token stamped this far in the future (another host's clock) still counts
 MISSING = "missing live token: get one from /api/v1/live/token"
 INVALID = "invalid live token: get a new one from /api/v1/live/token"
@@ -91,17 +94,11 @@ def _hostname(host: str) -> str:
     return host.partition(":")[0]
 
 
-def reading(device_id: int, device: str, ts_ms: int, values: Mapping[str, float | None]) -> dict:
-    """One reading as browsers get it: metrics without a value are left out."""
-    return {"device_id": device_id, "device": device, "ts": ts_ms,
-            "values": {k: v for k, v in values.items() if v is not None}}
-
-
-def readings_of_rows(names: Sequence[str], rows: Iterable[Sequence],
-                     device_names: Mapping[int, str]) -> list[dict]:
-    """Readings from storage rows (device_id, ts, *values in `names` order)."""
-    return [reading(row[0], device_names.get(row[0], ""), row[1], dict(zip(names, row[2:])))
-            for row in rows]
+def reading(device_id: int, device: str, ts_ms: int, values: dict[str, float | None]) -> dict:
+    """One reading as browsers get it: metrics without a value are left out (`values` may be reused)."""
+    if None in values.values():  # the exception: most readings carry every metric
+        values = {k: v for k, v in values.items() if v is not None}
+    return {"device_id": device_id, "device": device, "ts": ts_ms, "values": values}
 
 
 def encode(readings: Sequence[dict]) -> bytes:

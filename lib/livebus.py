@@ -2,9 +2,12 @@
 
 With RabbitMQ ([rabbitmq] host set) messages go to the fanout exchange "<[celery] queue>.live",
 and every /live server consumes it through its own exclusive, auto-delete queue, so a browser
-sees every device whichever ingest server its Pi uses. With the embedded defaults the ingest
-server listens on the unix datagram socket var_dir/live.sock, and gunicorn's workers send to
-it, fire-and-forget. Either way a message is lost rather than ever holding up an ingest path.
+sees every device whichever ingest server its Pi uses. A server binds its queue only while
+browsers watch it, and publishers send with the `mandatory` flag: RabbitMQ returns a message
+that no queue takes, and the publisher then skips encoding and sending for PROBE_S seconds, so
+an installation nobody watches pays almost nothing for live data. With the embedded defaults
+the ingest server listens on the unix datagram socket var_dir/live.sock, and gunicorn's workers
+send to it, fire-and-forget. Either way a message is lost rather than ever holding up an ingest path.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import functools
 import logging
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -33,6 +37,12 @@ SOCKET_FILE = "live.sock"
 NAMES_RETRY_S = 5.0  # an unknown device id re-reads the names at most this often
 MAX_PENDING = 10_000  # batches waiting for the publisher thread; more are dropped
 RECONNECT_S = (0.5, 10.0)  # first and longest wait between broker connection attempts
+# While nobody watches, a publisher sends one message this often to find out whether someone
+# does now; a server tells its browsers it is ready (they fetch what they missed) this long
+# after binding its queue, when every publisher has found out.
+PROBE_S = 1.0
+SETTLE_S = PROBE_S + 0.5
+SENT_HEADER = "sent"  # monotonic time of publishing, so a late return does not silence new messages
 # A /live server's queue keeps at most this many messages, each at most this old, when the
 # server falls behind (or hangs): live data that old is of no use to anyone.
 QUEUE_ARGUMENTS = {"x-max-length": 10_000, "x-overflow": "drop-head", "x-message-ttl": 30_000}
@@ -59,17 +69,18 @@ def socket_path(settings: Config) -> Path:
 
 
 def committed_rows(batch: Sequence[tuple[Sequence[str], Sequence]], outcomes: Sequence) -> Iterable[tuple]:
-    """The rows of a group commit batch the database stored (outcome {row index: reason} of failures)."""
+    """(device_id, ts_ms, {metric: value}) of the rows of a group commit batch that the
+    database stored (outcome {row index: reason} of failures)."""
     for (names, rows), failed in zip(batch, outcomes):
         if isinstance(failed, BaseException):
             continue
         for i, row in enumerate(rows):
-            if i not in failed:
+            if not failed or i not in failed:
                 yield row[0], row[1], dict(zip(names, row[2:]))
 
 
 def parsed_rows(device_id: int, readings: Sequence) -> Iterable[tuple]:
-    """Rows of validated readings (lib.validation.Reading) of one device."""
+    """(device_id, ts_ms, {metric: value}) of validated readings (lib.validation.Reading)."""
     return ((device_id, r.ts_ms, r.values) for r in readings)
 
 
@@ -109,6 +120,12 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="live-publisher", daemon=True)
         self._thread.start()
 
+    @property
+    def wanted(self) -> bool:
+        """False while the sink knows nobody watches: put() may then be skipped altogether."""
+        wanted = getattr(self._sink, "wanted", None)
+        return wanted is None or wanted()
+
     def put(self, rows: RawRows) -> None:
         """Queue rows for publishing (a callable, evaluated in the publisher thread)."""
         if self._queue.qsize() >= MAX_PENDING:
@@ -135,6 +152,9 @@ class Publisher:
                 return
 
     def _send(self, rows: list[tuple]) -> None:
+        poll = getattr(self._sink, "poll", None)
+        if poll is not None and not poll():
+            return  # nobody watches: not worth encoding
         names = self._names.lookup({r[0] for r in rows})
         readings = [live.reading(d, names.get(d, ""), ts, values) for d, ts, values in rows]
         for part in live.chunks(readings, self._batch):
@@ -145,7 +165,11 @@ class Publisher:
 
 
 class AmqpSink:
-    """Publishes messages to the fanout exchange (used by one thread: the publisher's)."""
+    """Publishes messages to the fanout exchange (used by one thread: the publisher's).
+
+    Messages go out `mandatory`: one that no queue takes comes back, telling this sink that
+    nobody watches; it then claims not to be wanted for PROBE_S seconds.
+    """
 
     def __init__(self, url: str, exchange: str) -> None:
         from kombu import Exchange
@@ -153,20 +177,44 @@ class AmqpSink:
         self._exchange = Exchange(exchange, type="fanout", durable=False, delivery_mode="transient")
         self._conn = self._producer = None
         self._retry_at = 0.0
+        self._unwatched_until = 0.0
 
-    def __call__(self, body: bytes) -> None:
-        """Publish one message; when the broker is down it is dropped (retried once on a new connection)."""
+    def wanted(self) -> bool:
+        """False for PROBE_S after a message came back for want of a queue."""
+        return time.monotonic() >= self._unwatched_until
+
+    def poll(self) -> bool:
+        """Take in the messages RabbitMQ returned so far; then whether publishing is wanted."""
+        sock = getattr(getattr(self._conn, "connection", None), "sock", None) if self._producer else None
+        try:
+            while sock is not None and select.select([sock], [], [], 0)[0]:
+                self._conn.drain_events(timeout=1)
+        except Exception as exc:  # kombu raises several types for a lost broker
+            self.close()
+            _warn("amqp-publish", "live: connection to RabbitMQ lost: %s", exc)
+        return self.wanted()
+
+    def __call__(self, body: bytes) -> bool:
+        """Publish one message; False when the broker is down (retried once on a new connection)."""
         for attempt in (1, 2):
             if self._producer is None and not self._connect():
-                return
+                return False
             try:
-                self._producer.publish(body, exchange=self._exchange, routing_key="",
+                self._producer.publish(body, exchange=self._exchange, routing_key="", mandatory=True,
+                                       headers={SENT_HEADER: time.monotonic()},
                                        content_type="application/json", content_encoding="binary")
-                return
+                return True
             except Exception as exc:  # kombu raises several types for a lost broker
                 self.close()
                 if attempt == 2:
                     _warn("amqp-publish", "live: cannot publish to RabbitMQ: %s", exc)
+        return False
+
+    def _returned(self, exc, exchange, routing_key, message) -> None:
+        """A message no queue took: nobody watches, as of when it was sent."""
+        sent = (message.headers or {}).get(SENT_HEADER)
+        if isinstance(sent, (int, float)):
+            self._unwatched_until = max(self._unwatched_until, sent + PROBE_S)
 
     def _connect(self) -> bool:
         from kombu import Connection, Producer
@@ -174,7 +222,8 @@ class AmqpSink:
             return False
         try:
             self._conn = Connection(self._url, connect_timeout=2)
-            self._producer = Producer(self._conn.channel(), exchange=self._exchange)
+            self._producer = Producer(self._conn.channel(), exchange=self._exchange,
+                                      on_return=self._returned)
             self._exchange(self._producer.channel).declare()
             return True
         except Exception as exc:
@@ -220,6 +269,7 @@ class AmqpConsumer:
         self._on_message = on_message
         self._stop = threading.Event()
         self.ready = threading.Event()  # set while the queue is bound: messages from now on arrive
+        self.bound_at = 0.0  # monotonic time the queue was last bound
         self._thread = threading.Thread(target=self._run, name="live-consumer", daemon=True)
         self._thread.start()
 
@@ -249,6 +299,7 @@ class AmqpConsumer:
             own = Queue(name, exchange=exchange, exclusive=True, auto_delete=True, durable=False,
                         queue_arguments=QUEUE_ARGUMENTS)
             with Consumer(channel, queues=[own], on_message=self._deliver, no_ack=True):
+                self.bound_at = time.monotonic()
                 self.ready.set()
                 log.info("live: consuming %s through queue %s", self._exchange_name, name)
                 while not self._stop.is_set():
@@ -347,4 +398,6 @@ def publish(settings: Config, engine: Engine, device_id: int, readings: Sequence
             if publisher is None:
                 publisher = _publishers[key] = Publisher(make_sink(settings), DeviceNames(engine),
                                                          settings.live.batch_readings)
+    if not publisher.wanted:
+        return
     publisher.put(functools.partial(parsed_rows, device_id, list(readings)))

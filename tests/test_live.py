@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from lib import live
+from Pi_Sensor import live as live_side
 from tests.conftest import ServerThread, celery_settings
 from tests.web_fixtures import make_app
 
@@ -88,10 +90,6 @@ def servers():
     def start(cfg) -> ServerThread:
         srv = ServerThread(cfg)
         started.append(srv)
-        deadline = time.monotonic() + 15
-        while not srv.server.live.ready:  # RabbitMQ: the queue is bound
-            assert time.monotonic() < deadline, "live consumer did not bind its queue"
-            time.sleep(0.05)
         return srv
 
     yield start
@@ -99,15 +97,19 @@ def servers():
         srv.stop()
 
 
+@contextlib.contextmanager
 def viewer(srv, cfg, **kwargs):
-    """A /live WebSocket with a fresh token; returns once the server counts it."""
-    before = len(srv.server.live.viewers)
+    """A /live WebSocket with a fresh token, once the server said it is ready."""
     token = live.sign_token(live.shared_secret(cfg))
-    ws = connect(f"ws://127.0.0.1:{srv.port}/live?token={token}", open_timeout=10, **kwargs)
-    deadline = time.monotonic() + 5
-    while len(srv.server.live.viewers) <= before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return ws
+    with connect(f"ws://127.0.0.1:{srv.port}/live?token={token}", open_timeout=10, **kwargs) as ws:
+        wait_ready(ws)
+        yield ws
+
+
+def wait_ready(ws) -> None:
+    """Read up to the server's READY message; nothing else but heartbeats may come first."""
+    while (message := ws.recv(timeout=15)) != live.READY.decode():
+        assert not live.decode(message), "readings pushed before READY"
 
 
 def device_ws(srv, device):
@@ -180,6 +182,56 @@ def test_two_ingest_servers_on_rabbitmq(servers, live_settings, device, tmp_path
             assert (got["device_id"], got["values"]) == (device.id, {"co2": 700.0})
 
 
+def test_nobody_watching_binds_no_queue_and_publishing_pauses(servers, live_settings, device, tmp_path):
+    """RabbitMQ returns what no queue takes: the server then stops encoding and publishing."""
+    cfg = rabbit(live_settings, tmp_path)
+    srv = servers(cfg)
+    hub = srv.server.live
+    with device_ws(srv, device) as pi:
+        assert send(pi, [{"seq": 1, "values": {"co2": 700.0}}])["ack"] == [1]
+        deadline = time.monotonic() + 5
+        while hub.watched:  # the message comes back; the publisher hears it with the next one
+            assert time.monotonic() < deadline, "publishing never paused"
+            assert send(pi, [{"seq": 2, "values": {"co2": 701.0}}])["ack"] == [2]
+            time.sleep(0.05)
+        assert not hub.consuming and not hub.viewers
+        with viewer(srv, cfg) as browser:  # a browser binds the queue; publishing resumes
+            assert hub.consuming and hub.watched
+            assert send(pi, [{"seq": 3, "values": {"co2": 702.0}}])["ack"] == [3]
+            assert [r["values"] for r in received(browser, 1)] == [{"co2": 702.0}]
+
+
+def test_queue_is_unbound_after_the_last_browser_left(servers, live_settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(live_side, "LINGER_S", 0.2)
+    cfg = rabbit(live_settings, tmp_path)
+    srv = servers(cfg)
+    with viewer(srv, cfg):
+        assert srv.server.live.consuming
+    deadline = time.monotonic() + 5
+    while srv.server.live.consuming:
+        assert time.monotonic() < deadline, "the queue stayed bound"
+        time.sleep(0.05)
+
+
+def test_broker_down_own_readings_still_reach_own_browsers(servers, live_settings, device, tmp_path,
+                                                          monkeypatch):
+    """With RabbitMQ unreachable, a server's browsers still see the devices of that server."""
+    monkeypatch.setattr(live_side, "READY_WAIT_S", 0.5)
+    cfg = rabbit(live_settings, tmp_path).with_overrides({"rabbitmq": {"port": str(closed_port())}})
+    srv = servers(cfg)
+    with viewer(srv, cfg) as browser, device_ws(srv, device) as pi:
+        assert not srv.server.live.consuming
+        assert send(pi, [{"seq": 1, "values": {"co2": 703.0}}])["ack"] == [1]
+        assert [r["values"] for r in received(browser, 1)] == [{"co2": 703.0}]
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.parametrize("bus", ["embedded", "rabbitmq"])
 def test_http_ingest_reaches_live(servers, web_settings, device, tmp_path, bus):
     cfg = rabbit(web_settings, tmp_path) if bus == "rabbitmq" else web_settings.with_overrides(
@@ -241,7 +293,7 @@ def test_live_in_a_server_process(server_process, live_settings, device):
     token = live.sign_token(live.shared_secret(live_settings))
     client = make_app(live_settings).test_client()
     with connect(f"ws://127.0.0.1:{srv.port}/live?token={token}", open_timeout=10) as browser:
-        time.sleep(0.2)  # the server registers the browser after the handshake
+        wait_ready(browser)
         with connect(srv.url, additional_headers={"Authorization": f"Bearer {device.token}"},
                      open_timeout=10) as pi:
             assert send(pi, [{"seq": 1, "values": {"co2": 501.0}}])["ack"] == [1]

@@ -70,8 +70,12 @@ def test_live_then_reconnect_with_resync(web_settings, device, ingest_on, serve,
     web = serve(make_app(web_settings.with_overrides({"ports": {"ingest": srv.port}})))
     page = new_page(web.url)
     page.goto("/")
+    started_ms = time.time() * 1000
     page.evaluate(RECORD, FAST)
     wait_status(page, "live")
+    # "live" comes with the server's READY, and with it a resync of what came since the start
+    [first] = page.evaluate("window.rec.resync")
+    assert started_ms - 10_000 < first < started_ms + 1_000
     send(srv, device, 612.0)
     got = wait_value(page, 612.0)
     assert (got["device_id"], got["device"]) == (device.id, device.name)
@@ -82,7 +86,7 @@ def test_live_then_reconnect_with_resync(web_settings, device, ingest_on, serve,
     wait_status(page, "reconnecting")
     srv = ingest_on(srv.port)
     wait_status(page, "live")
-    [since] = page.evaluate("window.rec.resync")
+    [_, since] = page.evaluate("window.rec.resync")
     assert dropped_ms - 10_000 < since < dropped_ms
     send(srv, device, 613.0)
     wait_value(page, 613.0)

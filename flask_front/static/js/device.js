@@ -306,13 +306,8 @@
     loadAlerts().catch(() => {});
     setInterval(showSeen, 10 * 1000);
     setInterval(() => loadAlerts().catch(() => {}), 60 * 1000);
-    const loadedAt = Date.now();
-    let linked = false;
-    S.startLive({ onReadings, onResync, onStatus: (s) => {
-      S.showStatus($("live-status"), s);
-      // Readings stored between the first load and the link opening were pushed to nobody: fetch them.
-      if (s === "live" && !linked) { linked = true; catchUp(loadedAt - 5000).catch(() => {}); }
-    } });
+    // Started after the first load: its first resync fetches what was stored since that load.
+    S.startLive({ onReadings, onResync, onStatus: (s) => S.showStatus($("live-status"), s) });
   }
 
   S.ready(start);

@@ -5,7 +5,9 @@
  * calls onResync(sinceMs) so the page fetches what it missed from the API. After several
  * failed attempts in a row it polls /api/v1/latest instead, trying the WebSocket again now
  * and then. onStatus says honestly which of "live", "reconnecting" or "polling" is in force:
- * "live" only while the WebSocket is open and the server's heartbeats arrive.
+ * "live" only once the server said "ready" (readings committed from then on reach this page;
+ * what came before, since the page loaded or the link dropped, is fetched through onResync)
+ * and while its heartbeats arrive.
  */
 (function () {
   "use strict";
@@ -31,7 +33,7 @@
     var stopped = false;
     var status = null;
     var failures = 0;
-    var lostAt = null;       // when the live link was lost (null: nothing missed yet)
+    var lostAt = Date.now(); // since when readings may be missing (null: none); the page's data is from about now
     var lastTs = {};         // device id -> newest reading time seen, for polling
     var reconnectTimer = null;
     var pollTimer = null;
@@ -93,13 +95,7 @@
         opened = true;
         failures = 0;
         stopPolling();
-        setStatus("live");
         armStaleTimer();
-        if (lostAt !== null) {
-          var since = lostAt - opts.resyncMarginMs;
-          lostAt = null;
-          onResync(since);
-        }
       };
       socket.onmessage = function (event) {
         armStaleTimer();
@@ -108,6 +104,9 @@
           message = JSON.parse(event.data);
         } catch (e) {
           return;
+        }
+        if (message && message.ready === true) {
+          ready();
         }
         if (message && Array.isArray(message.readings) && message.readings.length) {
           note(message.readings);
@@ -127,6 +126,15 @@
         }
         failed();
       };
+    }
+
+    function ready() {
+      setStatus("live");
+      if (lostAt !== null) {
+        var since = lostAt - opts.resyncMarginMs;
+        lostAt = null;
+        onResync(since);
+      }
     }
 
     function armStaleTimer() {

@@ -248,12 +248,8 @@
     refreshAlerts().catch(() => {});
     setInterval(refreshSeen, 10 * 1000);
     setInterval(() => refreshAlerts().catch(() => {}), 30 * 1000);
-    let linked = false;
-    S.startLive({ onReadings, onResync, onStatus: (s) => {
-      S.showStatus(statusNode, s);
-      // Readings stored between the first fetch and the link opening were pushed to nobody: fetch them.
-      if (s === "live" && !linked) { linked = true; refreshDevices().catch(showError); }
-    } });
+    // Started after the first fetch: its first resync fetches what was stored since then.
+    S.startLive({ onReadings, onResync, onStatus: (s) => S.showStatus(statusNode, s) });
   }
 
   S.ready(start);

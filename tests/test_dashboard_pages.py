@@ -77,28 +77,19 @@ def stack(web_settings, engine, serve):
     srv.stop()
 
 
-LIVE_JS = REPO_ROOT / "flask_front" / "static" / "js" / "live.js"
 
 
 def open_page(new_page, stack, path: str, **options):
     page = new_page(stack.url, **options)
-    if not LIVE_JS.is_file():  # until live.js lands the pages poll (common.js' fallback)
-        page.route("**/static/js/live.js", lambda route: route.fulfill(
-            body="/* not installed yet */", content_type="text/javascript"))
     response = page.goto(path)
     assert response.status == 200, path
     return page
 
 
-def expected_status() -> str:
-    """The live link's state once up: polling only until live.js is installed."""
-    return "live" if LIVE_JS.is_file() else "polling"
-
-
 def wait_linked(page) -> None:
     """Wait until the page's live link is up (so that the test exercises the push, not a reload)."""
     page.wait_for_function("want => document.getElementById('live-status').textContent === want",
-                           arg=expected_status())
+                           arg="live")
 
 
 def tile_value(device_id: int, metric: str) -> str:
@@ -194,7 +185,7 @@ def test_reading_appears_on_the_overview_without_reload(stack, new_page):
         arg=[tile_value(device_id, "co2"), "777"], timeout=15_000)
     assert page.inner_text(tile_value(device_id, "temperature")) == "22.5"
     assert "online" in page.inner_text(f".tile[data-device-id='{device_id}'] .badge")
-    assert page.inner_text("#live-status") == expected_status()
+    assert page.inner_text("#live-status") == "live"
 
 
 def test_reading_appears_on_the_device_page_without_reload(stack, new_page):
@@ -211,7 +202,7 @@ def test_reading_appears_on_the_device_page_without_reload(stack, new_page):
         return d.length && d[d.length - 1][1] === 1234; }""", timeout=15_000)
     assert page.get_attribute("#device", "data-drawn") > drawn
     assert page.inner_text("#device-state") == "online"
-    assert page.inner_text("#live-status") == expected_status()
+    assert page.inner_text("#live-status") == "live"
 
 
 # ---- ranges and CSV --------------------------------------------------------------------------
@@ -244,6 +235,23 @@ def test_switching_the_range_redraws(stack, new_page):
     wait_drawn(page, drawn)
     assert "from=" in page.url and "to=" in page.url
     assert page.inner_text("#range-label").startswith(start.replace("T", " "))
+
+
+def chart_color(page) -> str:
+    return page.evaluate("""() => echarts.getInstanceByDom(
+        document.querySelector("[data-metric='co2'] .chart")).getOption().color[0]""")
+
+
+def test_charts_follow_a_change_of_the_system_theme(stack, new_page):
+    device_id, _ = stack.device()
+    now = storage.now_ms()
+    stack.history(device_id, now - 20 * MINUTE, now - MINUTE, MINUTE)
+    page = open_page(new_page, stack, f"/devices/{device_id}?range=1h", color_scheme="light")
+    drawn = wait_drawn(page)
+    assert chart_color(page) == "#1f6feb"
+    page.emulate_media(color_scheme="dark")
+    wait_drawn(page, drawn)
+    assert chart_color(page) == "#4c9aff"
 
 
 def test_csv_button_downloads_the_shown_range(stack, new_page, tmp_path):

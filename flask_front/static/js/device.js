@@ -306,6 +306,13 @@
     loadAlerts().catch(() => {});
     setInterval(showSeen, 10 * 1000);
     setInterval(() => loadAlerts().catch(() => {}), 60 * 1000);
+    // ECharts themes are fixed at init: a change of the system's theme redraws with new charts.
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      charts.forEach((c) => c.dispose());
+      charts.clear();
+      $("charts").replaceChildren();
+      load();
+    });
     // Started after the first load: its first resync fetches what was stored since that load.
     S.startLive({ onReadings, onResync, onStatus: (s) => S.showStatus($("live-status"), s) });
   }

@@ -195,7 +195,7 @@ do_status() {
     load_settings
     each_service status_one
     echo "ingest:    $INGEST_SCHEME://$PUBLIC_HOST:$INGEST_PORT/ingest"
-    echo "flower:    http://$PUBLIC_HOST:$FLOWER_PORT/  (user and password: $("$PY" -m celery_tasks.flower --show))"
+    echo "flower:    $FLOWER_URL  (user and password: $("$PY" -m celery_tasks.flower --show))"
     echo "web:       http://$PUBLIC_HOST:$WEB_PORT/  (API docs /api/v1/docs)"
     echo "database:  $DATABASE"
     echo "broker:    $BROKER"

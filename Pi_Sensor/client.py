@@ -229,6 +229,11 @@ class Client:
             if reply.get("error"):
                 raise ServerError(reply["error"])
             self.backoff.reset()
+            if reply.get("retry"):  # held back by the server's rate limit: still spooled, sent again
+                delay = _retry_after(reply, self.settings.backoff_min, self.settings.backoff_max)
+                log.warning("server held back %d readings (%s); sending again in %.1f s",
+                            len(reply["retry"]), _reason(reply["retry"]), delay)
+                await asyncio.sleep(delay)
 
 
 def _finite(values: dict) -> dict[str, float]:
@@ -245,8 +250,22 @@ def _wire(reading: Spooled) -> dict:
     return {"seq": reading.seq, "ts": reading.ts_ms / 1000, "values": reading.values}
 
 
+def _retry_after(reply: dict, low: float, high: float) -> float:
+    """The reply's retry_after in seconds, kept within low..high (`low` when missing or not a number)."""
+    value = reply.get("retry_after")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return low
+    return min(max(float(value), 0.05), high)
+
+
+def _reason(entries: list) -> str:
+    """The reason of the first retry entry, for the log."""
+    first = entries[0] if entries else None
+    return str(first.get("error", "")) if isinstance(first, dict) else ""
+
+
 def _finished(reply: dict) -> list[int]:
-    """Seqs the server is done with: acked (stored) or rejected (final, logged)."""
+    """Seqs the server is done with: acked (stored) or rejected (final, logged); never those in "retry"."""
     for rejection in reply.get("rejected", []):
         log.error("server rejected reading %s: %s", rejection.get("seq"), rejection.get("error"))
     rejected = [r["seq"] for r in reply.get("rejected", []) if isinstance(r.get("seq"), int)]

@@ -24,9 +24,9 @@ from websockets.http11 import Request
 
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
-from lib.ingest import DB_DOWN, reply, rows_of, settle
+from lib.ingest import DB_DOWN, hold_back, reply, rows_of, settle
 from lib.live import PATH as LIVE_PATH
-from lib.ratelimit import LogLimiter
+from lib.ratelimit import LogLimiter, TokenBuckets
 from lib.validation import (UNKNOWN_METRIC, FrameError, LegacyFrameError, Limits, Parsed,
                             parse_frame)
 from Pi_Sensor.batcher import GroupCommitter
@@ -62,6 +62,8 @@ class IngestServer:
         self.cap = ConnectionCap(config.ingest.max_connections)
         self._last_stamp: dict[int, int] = {}  # device id -> last ts the server gave a reading
         self._log_limit = LogLimiter()
+        # Per device, over all its connections ([ingest] device_max_rate, device_burst).
+        self.rate = TokenBuckets(config.ingest.device_max_rate, config.ingest.device_burst)
         self._server: Server | None = None
         self._refresher: asyncio.Task | None = None
         self._housekeeper: asyncio.Task | None = None
@@ -215,6 +217,10 @@ class IngestServer:
         except CatalogueUnavailable as exc:
             return orjson.dumps({"ack": [], "rejected": [], "error": str(exc)})
         error = None
+        retry, retry_after = hold_back(parsed, self.rate, device_id)
+        if retry:
+            self._warn(conn, "device %d: %d readings held back: %s", device_id, len(retry),
+                       retry[0]["error"])
         if parsed.readings:
             names = self.catalogue.names
             rows = rows_of(parsed, device_id, names)
@@ -226,12 +232,12 @@ class IngestServer:
                 error = DB_DOWN
             else:
                 settle(parsed, failed)
-        if parsed.legacy:
+        if parsed.legacy:  # no reply: a held-back legacy reading is lost (logged above)
             if parsed.rejected:
                 self._warn(conn, "device %d: legacy frame not stored: %s", device_id,
                            parsed.rejected[0]["error"])
             return None
-        return orjson.dumps(reply(parsed, error))
+        return orjson.dumps(reply(parsed, error, retry, retry_after))
 
     async def _parse(self, device_id: int, frame: str | bytes) -> Parsed:
         """Parse a frame; on an unknown metric, re-read the catalogue and parse again."""

@@ -60,13 +60,14 @@ def preload(cfg: config_mod.Config, devices: list[loadgen.Device], per_device: i
 class Worker:
     """A `celery -A celery_tasks worker` child process and an app to call it."""
 
-    def __init__(self, cfg: config_mod.Config, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, cfg: config_mod.Config, env: dict[str, str], log_path: Path,
+                 extra_args: tuple[str, ...] = ()) -> None:
         from celery_tasks.main import make_celery
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--loglevel", "INFO",
-             "--concurrency", "2", "--without-mingle", "--without-gossip"],
+             "--concurrency", "2", "--without-mingle", "--without-gossip", *extra_args],
             cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.app = make_celery(cfg)
         deadline = time.monotonic() + 60
@@ -83,7 +84,11 @@ class Worker:
 
     def close(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:  # a long task holds up the warm shutdown
+            self.proc.kill()
+            self.proc.wait(10)
         self._log.close()
         self.app.close()
 

@@ -211,6 +211,9 @@ class Server:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "w")
+        # The benches' devices send far above a Pi's rate: measure the server, not its per-device
+        # limit ([ingest] device_max_rate), unless the caller's environment sets one.
+        env = {"SENSORS_INGEST_DEVICE_MAX_RATE": "0", **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "Pi_Sensor.server", "--host", "127.0.0.1", "--port", "0"],
             cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)

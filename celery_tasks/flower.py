@@ -2,17 +2,17 @@
 
 The password is [auth] flower_password, or one generated on first start into
 flower_password in [other] var_dir (readable by this user only). It reaches Flower through the
-environment, so it never shows in the process list.
+environment, so it never shows in the process list. Flower listens on [auth] flower_address,
+the loopback address unless configured otherwise: it shows task arguments and can stop workers.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
-from pathlib import Path
 
 from lib import config as config_mod
+from lib.secretfile import read_or_create
 
 PASSWORD_FILE = "flower_password"
 
@@ -22,28 +22,34 @@ def credentials(settings: config_mod.Config) -> tuple[str, str]:
     user, password = settings.auth.flower_user, settings.auth.flower_password
     if password:
         return user, password
-    path = settings.var_dir / PASSWORD_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two starts at once cannot overwrite each other's password.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(18) + "\n")
-    return user, Path(path).read_text().strip()
+    # Written whole before it appears (lib.secretfile): a start reading it at the same moment
+    # never sees an empty password, and an empty file is an error, not Flower without one.
+    return user, read_or_create(settings.var_dir / PASSWORD_FILE, nbytes=18)
+
+
+def address(settings: config_mod.Config) -> str:
+    """[auth] flower_address (127.0.0.1 by default); empty: where the other servers listen."""
+    return settings.auth.flower_address or settings.bind_host
 
 
 def flower_command(settings: config_mod.Config) -> list[str]:
-    """The command line starting Flower on [ports] flower."""
-    return [sys.executable, "-m", "celery", "-A", "celery_tasks", "flower",
-            f"--port={settings.ports.flower}", f"--address={settings.bind_host}"]
+    """The celery command line starting Flower on [auth] flower_address, [ports] flower."""
+    return ["celery", "-A", "celery_tasks", "flower",
+            f"--port={settings.ports.flower}", f"--address={address(settings)}"]
+
+
+def protect_metrics() -> None:
+    """Put Flower's /metrics behind its basic auth like every other page (Flower leaves it open)."""
+    from flower.views import monitor
+    from tornado import web
+
+    if not getattr(monitor.Metrics.get, "sensors_protected", False):
+        monitor.Metrics.get = web.authenticated(monitor.Metrics.get)
+        monitor.Metrics.get.sensors_protected = True
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the credentials (--show) or replace this process with Flower."""
+    """Print the credentials (--show) or run Flower in this process."""
     parser = argparse.ArgumentParser(description="Flower for the sensor backend's Celery tasks.")
     parser.add_argument("--show", action="store_true", help="print user and password, then exit")
     args = parser.parse_args(argv)
@@ -52,9 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.show:
         sys.stdout.write(f"{user} {password}\n")
         return
-    env = dict(os.environ, FLOWER_BASIC_AUTH=f"{user}:{password}")
-    command = flower_command(settings)
-    os.execve(command[0], command, env)
+    os.environ["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+    protect_metrics()
+    from celery.bin.celery import main as celery_main
+
+    sys.argv = flower_command(settings)
+    sys.exit(celery_main())
 
 
 if __name__ == "__main__":

@@ -23,15 +23,20 @@ class LoginUser(UserMixin):
         self.info = info
         self.id = info.id
 
+    def get_id(self) -> str:
+        """The session's user: id and creation time, since SQLite gives a deleted user's id to the next one."""
+        return f"{self.info.id}:{self.info.created_ms}"
+
 
 @login_manager.user_loader
-def load_user(user_id: str) -> LoginUser | None:
-    """The user of a session cookie (None when deleted since)."""
+def load_user(session_id: str) -> LoginUser | None:
+    """The user of a session cookie (LoginUser.get_id); None when deleted since, or a bare id of old."""
+    user_id, _, created = session_id.partition(":")
     try:
         info = users.get_user(db.engine, int(user_id))
     except ValueError:
         return None
-    return None if info is None else LoginUser(info)
+    return None if info is None or str(info.created_ms) != created else LoginUser(info)
 
 
 def bearer_token() -> str | None:
@@ -131,7 +136,10 @@ def admin_required(view: Callable) -> Callable:
 
 
 def protect_cookie_writes() -> None:
-    """CSRF check for API writes authenticated by the session cookie (token callers have no cookie to forge)."""
-    if (request.method not in SAFE_METHODS and request.path.startswith("/api/")
-            and "Authorization" not in request.headers and current_user.is_authenticated):
+    """CSRF check for every write authenticated by the session cookie, API or page, a new route included.
+
+    Token callers have no cookie to forge; anonymous writes carry no session (the login form checks its own token).
+    """
+    if (request.method not in SAFE_METHODS and "Authorization" not in request.headers
+            and current_user.is_authenticated):
         csrf.protect()

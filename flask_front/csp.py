@@ -18,6 +18,13 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'sel
 def init_app(app: Flask) -> None:
     """Send the policy with every HTML response that has none of its own (chart files set theirs)."""
     app.after_request(add_policy)
+    app.after_request(no_sniffing)
+
+
+def no_sniffing(response: Response) -> Response:
+    """Every response, whatever its type (JSON, CSV, scripts, errors): browsers must not guess another."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def add_policy(response: Response) -> Response:
@@ -25,7 +32,6 @@ def add_policy(response: Response) -> Response:
     if response.mimetype != "text/html" or HEADER in response.headers:
         return response
     response.headers[HEADER] = POLICY.format(live=live_origin())
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 

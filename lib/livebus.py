@@ -179,6 +179,11 @@ class AmqpSink:
         self._retry_at = 0.0
         self._unwatched_until = 0.0
 
+    @property
+    def connected(self) -> bool:
+        """True while the connection to RabbitMQ is open."""
+        return self._producer is not None
+
     def wanted(self) -> bool:
         """False for PROBE_S after a message came back for want of a queue."""
         return time.monotonic() >= self._unwatched_until
@@ -187,8 +192,11 @@ class AmqpSink:
         """Take in the messages RabbitMQ returned so far; then whether publishing is wanted."""
         sock = getattr(getattr(self._conn, "connection", None), "sock", None) if self._producer else None
         try:
-            while sock is not None and select.select([sock], [], [], 0)[0]:
-                self._conn.drain_events(timeout=1)
+            if sock is not None:
+                readable = select.poll()  # not select(): an ingest server's descriptors pass 1024
+                readable.register(sock, select.POLLIN)
+                while readable.poll(0):
+                    self._conn.drain_events(timeout=1)
         except Exception as exc:  # kombu raises several types for a lost broker
             self.close()
             _warn("amqp-publish", "live: connection to RabbitMQ lost: %s", exc)
@@ -306,7 +314,8 @@ class AmqpConsumer:
                     try:
                         conn.drain_events(timeout=1)
                     except socket.timeout:
-                        conn.heartbeat_check()
+                        pass
+                    conn.heartbeat_check()  # under steady traffic too, or RabbitMQ drops us after 30 s
         self.ready.clear()
 
     def _deliver(self, message) -> None:

@@ -73,7 +73,8 @@ def parse_resolution(text: str | None) -> int | None:
         return None
     if text in NAMED:
         return NAMED[text]
-    if text.isdigit() and 0 < int(text) <= 366 * 86400:
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses with a cryptic message.
+    if text.isascii() and text.isdigit() and 0 < int(text) <= 366 * 86400:
         return int(text) * SECOND_MS
     raise ValueError(f"resolution must be auto, raw, 1m, 1h or a number of seconds "
                      f"(1..31622400), got {text[:20]!r}")
@@ -84,6 +85,8 @@ def parse_list(text: str | None, allowed: tuple[str, ...] | list[str], what: str
     if not text or not text.strip():
         return list(allowed)
     items = list(dict.fromkeys(i.strip() for i in text.split(",") if i.strip()))
+    if not items:  # only commas: nothing named, as when empty (no query may name no column)
+        return list(allowed)
     unknown = [i for i in items if i not in allowed]
     if unknown:
         raise ValueError(f"unknown {what} {unknown[0][:40]!r}: choose from {', '.join(allowed)}")

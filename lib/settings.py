@@ -133,6 +133,8 @@ class IngestSettings(Section):
     drain_seconds: float = setting(8.0, minimum=0)
     close_timeout: float = setting(2.0, minimum=0)
     revoke_check_seconds: float = setting(2.0, positive=True)
+    device_max_rate: float = setting(1000.0, minimum=0)
+    device_burst: int = setting(10000, minimum=1)
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -140,6 +142,10 @@ class IngestSettings(Section):
         """A certificate without its key (or the reverse) is a mistake, not plain ws://."""
         if (self.tls_cert is None) != (self.tls_key is None):
             raise self.fail("tls_cert", "and tls_key must be given together")
+        # HTTP ingest admits a request whole or not at all: a full frame must fit in the burst.
+        if self.device_max_rate and self.device_burst < self.max_readings:
+            raise self.fail("device_burst", f"must be at least max_readings ({self.max_readings}), "
+                                            f"got {self.device_burst}")
 
     @property
     def tls(self) -> bool:
@@ -253,11 +259,12 @@ class WebSettings(Section):
 
 @dataclass(frozen=True)
 class AuthSettings(Section):
-    """[auth]: Flower's basic auth; an empty password is generated on first start."""
+    """[auth]: Flower's basic auth (an empty password is generated on first start) and its address."""
 
     SECTION: ClassVar[str] = "auth"
     flower_user: str = setting("admin", required=True)
     flower_password: str = ""
+    flower_address: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,24 @@ from lib.logpipe import backups, max_bytes
 WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 
 
-def probe_host(settings: config_mod.Config) -> str:
+def probe_host(settings: config_mod.Config, address: str | None = None) -> str:
     """Where this machine reaches its own servers: the bind address, or loopback for 'all'."""
-    host = settings.ecs.intranet_ip
+    host = settings.ecs.intranet_ip if address is None else address
     if host in WILDCARDS:
         return "127.0.0.1"
     return config_mod.url_host(host)
+
+
+def flower_address(settings: config_mod.Config) -> str:
+    """Where Flower listens: [auth] flower_address (loopback by default), else like the others."""
+    return settings.auth.flower_address or settings.ecs.intranet_ip
+
+
+def flower_url(settings: config_mod.Config) -> str:
+    """Flower's URL for a person: its address, or the public host when it listens on all of them."""
+    address = flower_address(settings)
+    host = (settings.ecs.public_ip or "localhost") if address in WILDCARDS else address
+    return f"http://{config_mod.url_host(host)}:{settings.ports.flower}/"
 
 
 def shell_settings(settings: config_mod.Config) -> dict[str, str]:
@@ -50,7 +62,8 @@ def shell_settings(settings: config_mod.Config) -> dict[str, str]:
         "FLOWER_PORT": str(flower),
         "INGEST_SCHEME": "wss" if tls else "ws",
         "INGEST_HEALTH": f"{'https' if tls else 'http'}://{host}:{ingest}/healthz",
-        "FLOWER_HEALTH": f"http://{host}:{flower}/healthcheck",
+        "FLOWER_HEALTH": f"http://{probe_host(settings, flower_address(settings))}:{flower}/healthcheck",
+        "FLOWER_URL": flower_url(settings),
         "WEB_PORT": str(web),
         "WEB_HEALTH": f"http://{host}:{web}/api/v1/healthz",
         "PUBLIC_HOST": settings.ecs.public_ip or "localhost",

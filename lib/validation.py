@@ -22,11 +22,15 @@ EXPECTED_SHAPE = 'expected a JSON object {"readings": [...]} or one reading obje
 QUOTE_MAX = 40  # characters of a client's value quoted in an error text
 _OPENERS = ("{", b"{", "[", b"[")
 _BOMS = {str: "\ufeff", bytes: b"\xef\xbb\xbf"}
+# JSON's white space only: str.lstrip() also strips Unicode spaces, bytes.lstrip() does not, and
+# one frame must get the same answer over the WebSocket (text) and HTTP (bytes).
+_SPACE = {str: " \t\n\r", bytes: b" \t\n\r"}
 # Text markers for the duplicate-key check, per frame type: backslash, key end, colon, space,
 # quote + space, and the other JSON white space (one-character searches are the cheapest).
 _MARKS = {str: ("\\", '":', ":", " ", '" ', "\n", "\r", "\t"),
           bytes: (b"\\", b'":', b":", b" ", b'" ', b"\n", b"\r", b"\t")}
 _KEY_END = {str: re.compile(r'"[ \t\n\r]*:'), bytes: re.compile(rb'"[ \t\n\r]*:')}
+_JSON_MARKS = re.compile(r'[{}\[\]"]')
 _LEGACY_NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[ \t]*")
 _SEQ_MIN, _SEQ_END = -2 ** 63, 2 ** 64  # what orjson reads (and writes) as an integer
 
@@ -83,14 +87,17 @@ def parse_frame(frame: str | bytes, catalogue: Catalogue, now_ms: int,
     Readings without a time stamp get distinct, increasing stamps from `now_ms` on, after
     `last_stamp_ms` (the previous Parsed.last_stamp_ms of the same device).
     """
-    text = frame.lstrip()
+    space = _SPACE[type(frame)]
+    text = frame.lstrip(space)
     if text[:1] not in _OPENERS:  # editors and some HTTP clients put a BOM first
         bom = _BOMS[type(text)]
         if text.startswith(bom):
-            text = text[len(bom):].lstrip()
+            text = text[len(bom):].lstrip(space)
     if text[:1] in _OPENERS:
         return parse_message(decode(text), catalogue, now_ms, limits, last_stamp_ms)
-    if isinstance(text, str) and "," in text:
+    # Legacy frames are numbers and commas: one holding JSON's brackets or quotes (after a second
+    # BOM, say) is a v1 client's mistake, which gets a reply; a legacy one would get none.
+    if isinstance(text, str) and "," in text and not _JSON_MARKS.search(text):
         reading = parse_legacy(text, catalogue, now_ms, last_stamp_ms)
         return Parsed([reading], legacy=True, last_stamp_ms=reading.ts_ms)
     raise FrameError(EXPECTED_SHAPE)
@@ -187,6 +194,13 @@ def _integer(digits: str) -> int | float:
 
 def _refuse_surrogates(message: Any) -> None:
     """Raise FrameError if any string holds a lone surrogate (an escape orjson refuses)."""
+    flaw = _flaw(message, repeated_keys=False)
+    if flaw:
+        raise FrameError(f"frame is not valid JSON: {flaw}")
+
+
+def _flaw(message: Any, repeated_keys: bool) -> str | None:
+    """A lone surrogate in a string (or, with repeated_keys, a key given twice), in words; else None."""
     stack = [message]
     while stack:  # iterative: the message may be nested hundreds deep
         value = stack.pop()
@@ -196,12 +210,47 @@ def _refuse_surrogates(message: Any) -> None:
                 try:
                     value.encode("utf-8")
                 except UnicodeEncodeError:
-                    raise FrameError("frame is not valid JSON: lone surrogate in a string") from None
+                    return "lone surrogate in a string"
         elif kind is list:
             stack.extend(value)
         elif isinstance(value, dict):
+            if repeated_keys and kind is _Repeated:
+                return f"duplicate key {quote(value.key)}"
             stack.extend(value)
             stack.extend(value.values())
+    return None
+
+
+def decode_body(data: bytes) -> Any:
+    """Decode an API request body strictly (UTF-8, each key once, 64-bit integers); ValueError says why.
+
+    NaN and Infinity pass, as Python reads them: the schemas refuse them field by field.
+    """
+    if data.startswith(_BOMS[bytes]):
+        raise ValueError("the body starts with a byte-order mark: send the JSON without it")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the body is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
+    try:
+        document = json.loads(text, object_pairs_hook=_object, parse_int=_int64)
+    except RecursionError:
+        raise ValueError("the body is not valid JSON: nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the body is not valid JSON: {exc}") from None
+    flaw = _flaw(document, repeated_keys=True)  # _int64 raises its own ValueError
+    if flaw:
+        raise ValueError(f"{flaw} in the body")
+    return document
+
+
+def _int64(digits: str) -> int:
+    """parse_int of API bodies: beyond 64 bits, int() and float() fail further on, so refuse here."""
+    number = int(digits) if len(digits) <= 21 else None
+    if number is None or not _SEQ_MIN <= number < _SEQ_END:
+        raise ValueError(f"integer {digits[:20]}{'…' if len(digits) > 20 else ''} in the body "
+                         "does not fit in 64 bits")
+    return number
 
 
 def parse_message(message: Any, catalogue: Catalogue, now_ms: int,
@@ -346,7 +395,7 @@ def parse_legacy(text: str, catalogue: Catalogue, now_ms: int, last_stamp_ms: in
     fields = text.strip().split(",")
     if len(fields) != len(LEGACY_METRICS):
         raise LegacyFrameError(f"legacy frame needs {len(LEGACY_METRICS)} comma-separated numbers, "
-                         f"got {text.strip()[:80]!r}")
+                         f"got {quote(text.strip())}")
     values = {}
     for name, raw in zip(LEGACY_METRICS, fields):
         if not _LEGACY_NUMBER.fullmatch(raw):

@@ -1,4 +1,6 @@
-"""The bad-input table run by tests/test_bad_input.py: frames, expected replies, stored rows.
+"""The WebSocket rows of the bad-input catalogue (tests/badinput_catalogue.py), run by
+tests/test_bad_input.py: frames and their expected replies and stored rows (CASES), and handshakes
+(HANDSHAKES).
 
 Expected values follow the protocol rules (README "The ingest protocol"), not whatever the
 server happens to do today.
@@ -34,12 +36,16 @@ class Reply:
 Expected = Union[dict, Reply, None]  # exact JSON, predicate, or None: no reply to this frame
 
 
+class TextBytes(bytes):
+    """Bytes sent as a text frame as they are (a client that does not check its UTF-8)."""
+
+
 @dataclass(frozen=True)
 class Case:
     """One row: frames sent on one connection, a reply expectation per frame, what is stored."""
 
     id: str
-    frames: list[str | bytes]
+    frames: list[str | bytes]  # str: a text frame, bytes: a binary one, TextBytes: text, unchecked
     replies: list[Expected]
     stored: Union[list[Row], int, Callable[[list[Row]], None]]
     closes: int | None = None  # close code the server must end with; None: stays open
@@ -251,4 +257,100 @@ CASES: list[Case] = [
     rejected_one("ts-epoch-milliseconds", '{"co2": 401}', "ts", ts="1790000000000"),
     rejected_one("ts-bool", '{"co2": 401}', "ts", ts="true"),
     rejected_one("ts-object", '{"co2": 401}', "ts", ts='{"s": 1790000000}'),
+    rejected_one("ts-NaN", '{"co2": 401}', "ts", ts="NaN"),
+    rejected_one("ts-1e400", '{"co2": 401}', "ts", ts="1e400"),
+
+    # ---- more frames that are not a message -------------------------------------------
+    Case("empty-text-frame", [""], [Reply(error="expected a JSON object")], 0),
+    Case("whitespace-frame", [" \n\t "], [Reply(error="expected a JSON object")], 0),
+    Case("trailing-junk", [one(rd(1)) + " x"], [Reply(error="not valid JSON")], 0),
+    Case("control-character-in-string", [raw_msg(raw()[:-1] + ', "note": "a\x01b"}')],
+         [Reply(error="not valid JSON")], 0),
+    Case("lone-surrogate-escape", [raw_msg(raw()[:-1] + ', "note": "\\ud800"}', valid_second())],
+         [Reply(error="lone surrogate")], 0),
+    Case("nested-beyond-the-decoder", [raw_msg(valid_second(), "[" * 5000 + "]" * 5000)],
+         [Reply(error="nested too deeply")], 0),
+    Case("bom-alone", ["\ufeff"], [Reply(error="expected a JSON object")], 0),
+    Case("bom-twice", ["\ufeff\ufeff" + one(rd(1))], [Reply(error="expected a JSON object")], 0),
+    Case("text-frame-invalid-utf8-closes-1007", [TextBytes(b'{"seq": 1, "values": {"co2\xff": 1}}')],
+         [None], 0, closes=1007),
+
+    # ---- more readings of the wrong shape ------------------------------------------------
+    rejected_one("value-5000-digits", '{"co2": 1' + "0" * 5000 + "}", FINITE),
+    Case("seq-beyond-64-bits", [raw_msg(raw("18446744073709551616"), valid_second())],
+         [Reply(ack=(2,), rejected=((None, "seq must be an integer"),))], [SECOND_ROW]),
+    Case("duplicate-seq-key", [raw_msg('{"seq": 1, "seq": 1, "values": {"co2": 401}}', valid_second())],
+         [Reply(ack=(2,), rejected=((1, "duplicate key 'seq'"),))], [SECOND_ROW]),
+    Case("duplicate-ts-key", [raw_msg(raw(ts=json.dumps(iso(TS0)) + ', "ts": 1790000000'), valid_second())],
+         [Reply(ack=(2,), rejected=((1, "duplicate key 'ts'"),))], [SECOND_ROW]),
+    rejected_one("metric-name-sql", '{"co2\' OR \'1\'=\'1": 401}', "unknown metric"),
+    rejected_one("metric-name-path", '{"../../etc/passwd": 401}', "unknown metric"),
+    rejected_one("metric-name-nul", '{"co2\\u0000": 401}', "unknown metric 'co2\\x00'"),
+    rejected_one("metric-name-control", '{"co2\\n": 401}', "unknown metric 'co2\\n'"),
+    rejected_one("metric-name-empty", '{"": 401}', "unknown metric ''"),
+    rejected_one("metric-name-overlong", '{"' + "m" * 10_000 + '": 401}', "unknown metric", max_reason=120),
+    rejected_one("metric-name-markup", '{"<script>alert(1)</script>": 401}', "unknown metric"),
+
+    # ---- fields the protocol does not know: ignored, the reading is stored ---------------
+    Case("unknown-field-in-reading", [raw_msg(raw()[:-1] + ', "note": {"any": [1, 2]}}')], [ack(1)],
+         [(TS0, 401.0, None, None)]),
+    Case("unknown-field-in-message", ['{"readings": [' + raw() + '], "firmware": "1.2"}'], [ack(1)],
+         [(TS0, 401.0, None, None)]),
+]
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """A WebSocket upgrade request sent raw, and the HTTP answer that must come back."""
+
+    id: str
+    request: str  # the whole request; {token} is a registered device's token; "\xff" is the byte 0xff
+    status: int | None  # None: websockets closes the connection without an answer (not HTTP it can read)
+    body: str  # a substring of the answer's body, which says why
+
+
+def upgrade(target: str, *headers: str, method: str = "GET", version: str = "HTTP/1.1", eol: str = "\r\n") -> str:
+    """An upgrade request for `target` with these extra header lines."""
+    lines = [f"{method} {target} {version}", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", *headers]
+    return eol.join(lines) + eol + eol
+
+
+BEARER = "Authorization: Bearer {token}"
+HANDSHAKES: list[Handshake] = [
+    Handshake("two-authorization-headers-same", upgrade("/ingest", BEARER, BEARER), 400,
+              "more than one Authorization header"),
+    Handshake("two-authorization-headers-good-bad", upgrade("/ingest", BEARER, "Authorization: Bearer nope"), 400,
+              "more than one"),
+    Handshake("two-authorization-headers-bad-good", upgrade("/ingest", "Authorization: Bearer nope", BEARER), 400,
+              "more than one"),
+    Handshake("two-token-parameters", upgrade("/ingest?token={token}&token={token}"), 400,
+              "more than one token parameter"),
+    Handshake("unknown-parameter-ignored", upgrade("/ingest?token={token}&colour=red"), 101, ""),
+    Handshake("no-token", upgrade("/ingest"), 401, "missing device token"),
+    Handshake("authorization-basic", upgrade("/ingest", "Authorization: Basic YTpi"), 401, "missing device token"),
+    Handshake("token-unknown", upgrade("/ingest", "Authorization: Bearer sd_not-a-device-token"), 401,
+              "unknown device token"),
+    Handshake("token-with-sql", upgrade("/ingest", "Authorization: Bearer ' OR '1'='1"), 401, "unknown device token"),
+    Handshake("token-parameter-with-sql", upgrade("/ingest?token=%27%20OR%20%271%27%3D%271"), 401,
+              "unknown device token"),
+    Handshake("token-invalid-utf8", upgrade("/ingest", "Authorization: Bearer \xff\xfe"), 401, "unknown device token"),
+    Handshake("token-parameter-invalid-utf8", upgrade("/ingest?token=%ff%fe"), 401, "unknown device token"),
+    Handshake("unknown-path", upgrade("/nope", BEARER), 404, "connect to /ingest"),
+    Handshake("path-traversal", upgrade("/../../etc/passwd", BEARER), 404, "connect to /ingest"),
+    Handshake("method-post", upgrade("/ingest", BEARER, method="POST"), 405, "unsupported HTTP method"),
+    Handshake("no-upgrade-header", "GET /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\n" + BEARER + "\r\n\r\n", 426,
+              "missing Connection header"),
+    Handshake("header-too-large", upgrade("/ingest", BEARER, "X-Note: " + "a" * 10_000), 431,
+              "expected no more than 8192 bytes"),
+    Handshake("too-many-headers", upgrade("/ingest", BEARER, *[f"X-{i}: 1" for i in range(200)]), 431,
+              "no more than 128 headers"),
+    Handshake("request-line-too-long", upgrade("/ingest?" + "a" * 10_000, BEARER), 414, "no more than 8192 bytes"),
+    Handshake("not-http", "HELLO\r\n\r\n", None, ""),
+    Handshake("request-line-invalid-utf8", upgrade("/ingest\xff", BEARER), None, ""),
+    Handshake("control-character-in-header", upgrade("/ingest", BEARER, "X-Note: a\x01b"), None, ""),
+    Handshake("bare-lf-line-ends", upgrade("/ingest", BEARER, eol="\n"), None, ""),
+    Handshake("unknown-http-version", upgrade("/ingest", BEARER, version="HTTP/9.9"), None, ""),
+    Handshake("two-content-length-headers", upgrade("/ingest", BEARER, "Content-Length: 5", "Content-Length: 5")
+              + "hello", None, ""),
 ]

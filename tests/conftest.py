@@ -36,6 +36,19 @@ def require_service(name: str, error: Exception) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_bcrypt():
+    """bcrypt at its lowest cost in this process: hashing at 12 took seconds per test module.
+
+    Logins check at the cost stored in the hash, so nothing else changes; test_storage_users
+    checks that production keeps 12. Servers started as subprocesses keep 12.
+    """
+    from lib.storage import users
+    saved, users.BCRYPT_ROUNDS = users.BCRYPT_ROUNDS, 4
+    yield
+    users.BCRYPT_ROUNDS = saved
+
+
 @pytest.fixture(scope="session")
 def make_database():
     """Factory of fresh, uniquely named MariaDB databases, all dropped after the session."""

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from lib import storage
+from tests.test_auth import post_login
 from tests.web_fixtures import make_app
 
 BUILTIN = ("co2", "temperature", "humidity")
@@ -230,7 +231,7 @@ def test_a_taken_name_is_409(web_client, admin, device):
     ({"data": "null", "content_type": "application/json"}, 422, None),
     ({"data": "{name: x", "content_type": "application/json"}, 400, None),
     ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, None),
-    ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 422, "name"),
+    ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 415, "application/json"),
 ], ids=["missing", "empty", "blank", "65-chars", "number", "null", "list", "unknown-field", "array-body",
         "null-body", "not-json", "not-utf8", "form-body"])
 def test_bad_bodies_are_4xx_json(web_client, engine, admin, kwargs, status, detail):
@@ -422,8 +423,7 @@ def test_public_off_needs_a_token_or_a_login(web_settings, device, user, url):
     url = url.format(id=device.id)
     assert_error(client.get(url), 401, "public is off")
     assert client.get(url, headers=user.headers).status_code == 200
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+    assert post_login(client, user.name, user.password).status_code == 302
     assert client.get(url).status_code == 200
 
 
@@ -431,6 +431,18 @@ def test_public_off_needs_a_token_or_a_login(web_settings, device, user, url):
 def test_a_bad_authorization_header_is_401_even_for_public_reads(web_client, header):
     """A wrong token is an error, not a quiet fall back to anonymous."""
     assert_error(web_client.get("/api/v1/devices", headers={"Authorization": header}), 401)
+
+
+@pytest.mark.parametrize("method,url,allowed", [
+    ("TRACE", "/api/v1/devices", {"GET", "HEAD", "OPTIONS", "POST"}),
+    ("PUT", "/api/v1/devices/1", {"GET", "HEAD", "OPTIONS", "DELETE"}),
+    ("POST", "/api/v1/healthz", {"GET", "HEAD", "OPTIONS"}),
+])
+def test_a_405_names_the_allowed_methods(web_client, method, url, allowed):
+    """RFC 9110 requires Allow on a 405 (found by schemathesis: the JSON error handler dropped it)."""
+    response = web_client.open(url, method=method)
+    assert_error(response, 405)
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
 
 
 @pytest.mark.parametrize("method,url,status", [

@@ -1,6 +1,7 @@
 """GET /api/v1/tasks/<id>: a task's state from any app instance, with a real worker."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -87,3 +88,20 @@ def test_documented_in_openapi(web_client):
     assert {"200", "400", "503"} <= set(operation["responses"])
     schema = spec["components"]["schemas"]["Task"]
     assert {"id", "state", "ready", "result", "error", "done", "done_ms"} <= set(schema["properties"])
+
+
+CANONICAL = "123e4567-e89b-12d3-a456-426614174000"
+
+
+@pytest.mark.parametrize("task_id", [CANONICAL, CANONICAL.upper(), "{%s}" % CANONICAL, "urn:uuid:" + CANONICAL,
+                                     CANONICAL.replace("-", ""), "__main__", CANONICAL[:-1] + "_"])
+def test_the_documented_id_pattern_is_exactly_what_is_taken(web_client, task_id):
+    """Found by schemathesis: the document allowed any string (schema-valid ids got 400), and
+    uuid.UUID took spellings (braces, urn:, no hyphens) that no task id has."""
+    spec = web_client.get("/api/v1/openapi.json").json
+    param = spec["paths"]["/api/v1/tasks/{task_id}"]["parameters"][0]
+    assert param["schema"]["format"] == "uuid"
+    documented = re.fullmatch(param["schema"]["pattern"], task_id) is not None
+    response = web_client.get(f"/api/v1/tasks/{task_id}")
+    assert response.status_code == (200 if documented else 400), response.json
+    assert documented == (task_id.lower() == CANONICAL)

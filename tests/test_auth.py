@@ -32,9 +32,9 @@ def post_login(client, name: str, password: str, ip: str = "127.0.0.1", query: s
 
 
 def session_user(client) -> str | None:
-    """The user id in the client's session, None when logged out."""
+    """The user id in the client's session (Flask-Login's "id:created_ms"), None when logged out."""
     with client.session_transaction() as session:
-        return session.get("_user_id")
+        return session["_user_id"].partition(":")[0] if "_user_id" in session else None
 
 
 # ---- logging in and out ---------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Bad input against a real ingest server, on SQLite and MariaDB: one table, see badinput_cases."""
+"""Bad input against a real ingest server, on SQLite and MariaDB: the WebSocket rows (frames and
+handshakes, tests/badinput_cases.py) of the bad-input catalogue (tests/badinput_catalogue.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
 from dataclasses import dataclass
@@ -12,9 +14,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from lib import storage
-from tests.badinput_cases import CASES, TS0, Case, Reply, iso
+from tests.badinput_cases import CASES, HANDSHAKES, TS0, Case, Handshake, Reply, TextBytes, iso
 from tests.conftest import (ServerThread, mysql_settings, reset_database, sqlite_settings,
                             stored)
+from tests.rawhttp import read_answer
 
 PROBE_SEQ = 999_999
 PROBE_TS = TS0 + 86_400_000  # a day after every case's own time stamps
@@ -93,13 +96,26 @@ def check_stored(expected, rows: list[tuple]) -> None:
         assert rows == expected
 
 
+def log_lines(caplog) -> list[str]:
+    """What the processes under test logged during the test: our loggers from INFO, others from WARNING."""
+    return [f"{r.name} {r.levelname} {r.getMessage()[:200]}" for r in caplog.records]
+
+
+def watch_logs(caplog) -> None:
+    """Capture our own loggers from INFO, as the servers run in production."""
+    for name in ("Pi_Sensor", "lib", "flask_front"):
+        caplog.set_level(logging.INFO, logger=name)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(backend, case: Case):
-    """Send the row's frames on one connection; check replies, stored rows, connection state."""
+def test_bad_input(backend, case: Case, caplog):
+    """Send the row's frames on one connection; check replies, stored rows, connection state, and
+    that the server logged at most one line per frame."""
+    watch_logs(caplog)
     device_id, token = backend.new_device()
     with open_ws(backend.server, token) as ws:
         for n, (frame, expected) in enumerate(zip(case.frames, case.replies, strict=True)):
-            ws.send(frame)
+            ws.send(frame, text=True if isinstance(frame, TextBytes) else None)
             if expected is not None:
                 check_reply(expected, json.loads(ws.recv(timeout=REPLY_TIMEOUT)), n)
         if case.closes is None:
@@ -111,6 +127,7 @@ def test_bad_input(backend, case: Case):
             assert info.value.rcvd is not None and info.value.rcvd.code == case.closes
     rows = [r for r in stored(backend.engine, device_id) if r[0] != PROBE_TS]
     check_stored(case.stored, rows)
+    assert len(log_lines(caplog)) <= len(case.frames), log_lines(caplog)
 
 
 def test_legacy_frames_of_two_connections_are_all_stored(backend):
@@ -129,41 +146,23 @@ def test_legacy_frames_of_two_connections_are_all_stored(backend):
     assert len({r[0] for r in rows}) == len(rows), "server stamps must be distinct per device"
 
 
-def raw_handshake(port: int, headers: list[str]) -> tuple[int, bytes]:
-    """Send a WebSocket upgrade request with exactly these extra headers; return status and body."""
-    request = ("GET /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-               "Sec-WebSocket-Version: 13\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n")
+def raw_handshake(port: int, request: str) -> tuple[int | None, bytes]:
+    """Send a request as it is; return the status and body of the answer (None: closed without one)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request.encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    return int(head.split(b" ", 2)[1]), body
+        sock.sendall(request.encode("latin-1"))  # "\xff" in a row is the byte 0xff
+        return read_answer(sock)
 
 
-@pytest.mark.parametrize("tokens", [("good", "good"), ("good", "nope"), ("nope", "good")])
-def test_two_authorization_headers_are_refused(backend, tokens):
-    """An ambiguous handshake is a client error (400/401 with a short body), never a 500."""
+@pytest.mark.parametrize("row", HANDSHAKES, ids=[h.id for h in HANDSHAKES])
+def test_handshakes(backend, row: Handshake, caplog):
+    """A handshake that cannot be authenticated gets its 4xx and a short reason, never a 500 (or, when
+    it is not HTTP that websockets can read, a closed connection); the server logs at most one line
+    and keeps serving."""
+    watch_logs(caplog)
     _, token = backend.new_device()
-    headers = [f"Authorization: Bearer {token if t == 'good' else 'nope'}" for t in tokens]
-    status, body = raw_handshake(backend.server.port, headers)
-    assert status in (400, 401), (status, body)
+    status, body = raw_handshake(backend.server.port, row.request.format(token=token))
+    assert (status, row.body in body.decode("utf-8", "replace")) == (row.status, True), body
     assert len(body) < 200, body
-    # The server is unharmed: a normal handshake still works.
-    with open_ws(backend.server, token) as ws:
+    assert len(log_lines(caplog)) <= 1, log_lines(caplog)
+    with open_ws(backend.server, token) as ws:  # the server is unharmed
         assert probe(ws) == {"ack": [PROBE_SEQ], "rejected": []}

@@ -5,6 +5,7 @@ import pytest
 
 from flask_front.dashboard.admin import flower_url, ingest_url
 from lib import storage
+from lib.storage import users
 from tests.browser_fixtures import PHONE, horizontal_overflow, log_in
 from tests.test_access import logged_in
 from tests.web_fixtures import make_app
@@ -143,6 +144,51 @@ def test_admin_adds_a_metric_and_lists_users(settings, admin, user, page):
     assert [r.split("\t")[:2] for r in rows] == [["admin", "administrator"], ["reader", "reader"]]
     flower = page.get_attribute("a.flower", "href")
     assert flower == f"http://127.0.0.1:{settings.ports.flower}/"
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_admin_adds_a_user_who_logs_in_then_changes_and_deletes_them(settings, engine, admin, new_page,
+                                                                       live_server):
+    page = new_page(live_server.url)
+    log_in(page, admin.name, admin.password)
+    page.goto("/admin/users")
+    page.wait_for_selector("#users tr[data-user=admin] td:has-text('you')")  # no buttons against oneself
+    assert page.is_disabled("#user-form input[name=password]")  # "generate" is the default
+    page.fill("#user-form input[name=name]", "carol")
+    page.click("#user-form button[type=submit]")
+    page.wait_for_selector("#new-user:not([hidden])")
+    password = page.input_value("#new-password")
+    assert users.check_login(engine, "carol", password) is not None
+    page.click("#password-done")
+    assert page.is_hidden("#new-user") and page.input_value("#new-password") == ""
+    row = page.locator("#users tr[data-user=carol]")
+    assert row.locator("td").nth(1).inner_text() == "reader"
+
+    carol = new_page(live_server.url)  # another browser, without the administrator's cookies
+    log_in(carol, "carol", password)
+    assert carol.goto("/admin/users").status == 403
+
+    row.locator("button.set-password").click()
+    row.locator("input[name=password]").fill("carol-new-password")
+    row.locator("button:has-text('Save')").click()
+    row.locator("text=Password changed").wait_for()
+    assert users.check_login(engine, "carol", "carol-new-password") is not None
+    row.locator("button:has-text('Make admin')").click()
+    row.locator("button:has-text('Confirm: make admin')").click()
+    page.wait_for_selector("#users tr[data-user=carol] td:has-text('administrator')")
+    assert carol.goto("/admin/users").status == 200  # her session follows the new role
+    carol.wait_for_selector("#users tr[data-user=admin]")
+
+    row.locator("button:has-text('Delete')").click()
+    row.locator("button:has-text('Confirm delete')").click()
+    row.wait_for(state="detached")
+    assert [u.name for u in users.list_users(engine)] == ["admin"]
+    carol.goto("/admin/users")
+    assert "/login?next=" in carol.url  # her session ended with her account
+    # Chromium logs the refused page load as an error: expected here, anything else is not.
+    refused = [e for e in new_page.guard.errors if "status of 403" in e]
+    assert len(refused) == 1
+    new_page.guard.errors.remove(refused[0])
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)

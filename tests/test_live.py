@@ -263,7 +263,8 @@ def stalled_viewer(srv, cfg) -> socket.socket:
 
 
 def test_slow_viewer_does_not_hold_up_others_or_acks(servers, live_settings, device):
-    cfg = live_settings.with_overrides({"live": {"max_unsent_bytes": 4096}})
+    # 30,000 readings at full speed from one device: over [ingest] device_max_rate, not the point here
+    cfg = live_settings.with_overrides({"live": {"max_unsent_bytes": 4096}, "ingest": {"device_max_rate": 0}})
     srv = servers(cfg)
     frames, size = 150, 200  # about 3 MB to each browser: more than the kernel buffers hold
     with viewer(srv, cfg) as fast, device_ws(srv, device) as pi, stalled_viewer(srv, cfg):
@@ -284,7 +285,9 @@ def test_slow_viewer_does_not_hold_up_others_or_acks(servers, live_settings, dev
         assert len(counted) == frames * size  # the fast browser got every reading
         assert srv.server.live.slow_dropped == 1  # the stalled one was disconnected
         assert len(srv.server.live.viewers) == 1
-        assert worst < 1.0, f"an ack took {worst:.3f} s"
+        # A server held up by the stalled browser would not ack until it is dropped (seconds);
+        # the margin is for a loaded CI machine.
+        assert worst < 2.5, f"an ack took {worst:.3f} s"
 
 
 def test_live_in_a_server_process(server_process, live_settings, device):

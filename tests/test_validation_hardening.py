@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.catalogue import Catalogue
-from lib.validation import (FrameError, LegacyFrameError, Parsed, decode_exact, parse_frame,
+from lib.validation import (FrameError, LegacyFrameError, Parsed, decode_body, decode_exact, parse_frame,
                             parse_legacy)
 
 NOW = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -58,6 +58,16 @@ def test_bom_before_a_legacy_frame_is_stripped():
 @pytest.mark.parametrize("text", ["\ufeff", "\ufeff\ufeff{}", b"\xef\xbb\xbf", "\ufeffhello"])
 def test_bom_alone_or_twice_is_a_frame_error(text):
     """Only one leading BOM is forgiven; what is left must still be a frame."""
+    with pytest.raises(FrameError) as info:
+        parse_frame(text, CAT, NOW)
+    assert not isinstance(info.value, LegacyFrameError)
+
+
+@pytest.mark.parametrize("text", ["\ufeff\ufeff" + batch(GOOD % 1, GOOD % 2), '"412",21.5,40.2',
+                                  "[412,21.5,40.2]"])
+def test_json_marks_make_a_frame_no_legacy_one(text):
+    """A frame with commas and JSON's brackets or quotes is a v1 client's mistake: a FrameError (which
+    gets a reply), never a legacy frame (which gets none, so the client would wait forever)."""
     with pytest.raises(FrameError) as info:
         parse_frame(text, CAT, NOW)
     assert not isinstance(info.value, LegacyFrameError)
@@ -382,3 +392,41 @@ def _types(value):
     if isinstance(value, dict):
         return {k: _types(v) for k, v in value.items()}
     return type(value)
+
+
+# ---- API bodies (flask_front.api.errors.check_request) -----------------------------------------
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b'\xef\xbb\xbf{"name": "x"}', "byte-order mark"),
+    (b'{"name": "a\xffb"}', "not UTF-8: byte 0xff at offset 11"),
+    (b'{"name": ', "not valid JSON: Expecting value: line 1 column 10"),
+    (b'{"name": "x"} x', "not valid JSON: Extra data"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"name": "a", "name": "b"}', "duplicate key 'name' in the body"),
+    (b'{"a": {"b": 1, "b": 2}}', "duplicate key 'b' in the body"),
+    (b'{"name": "\\ud800"}', "lone surrogate"),
+    (b'{"id": 18446744073709551616}', "integer 18446744073709551616 in the body does not fit in 64 bits"),
+    (b'{"id": -1' + b"0" * 5000 + b"}", "does not fit in 64 bits"),
+], ids=["bom", "utf8", "syntax", "trailing", "nesting", "duplicate", "nested-duplicate", "surrogate", "2**64",
+        "5000-digits"])
+def test_decode_body_refuses_with_a_reason(data, reason):
+    """What Python's parser would read wrongly, keep the last of, or crash on, is refused, saying why."""
+    with pytest.raises(ValueError) as info:
+        decode_body(data)
+    assert reason in str(info.value) and len(str(info.value)) < 120
+
+
+@pytest.mark.parametrize(("data", "value"), [
+    (b'{"name": "pi", "n": -9223372036854775808, "m": 18446744073709551615}',
+     {"name": "pi", "n": -2 ** 63, "m": 2 ** 64 - 1}),
+    (b'{"above": NaN}', None),  # the schemas refuse NaN by field
+    (b"[1]", [1]),  # the schemas refuse a list by type
+    (b'{"name": "\\u00e9t\\u00e9 \\ud83d\\ude00"}', {"name": "\u00e9t\u00e9 \U0001F600"}),
+], ids=["64-bit", "nan", "list", "paired-surrogates"])
+def test_decode_body_reads_what_the_schemas_judge(data, value):
+    """Valid JSON within those rules decodes as json.loads would."""
+    decoded = decode_body(data)
+    if value is None:
+        assert decoded["above"] != decoded["above"]
+    else:
+        assert decoded == value

@@ -7,6 +7,7 @@ import pytest
 
 from lib import storage
 from tests.test_api_devices import BUILTIN, HUGE_ID, iso_ms
+from tests.test_auth import post_login
 from tests.web_fixtures import make_app
 
 
@@ -120,6 +121,5 @@ def test_public_off_lets_users_in(private_client, engine, user, url, status):
     """With a user's API token or logged-in session the pages answer."""
     write(engine, add(engine, "pi"), storage.now_ms(), 500.0)
     assert private_client.get(url, headers=user.headers).status_code == status
-    with private_client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+    assert post_login(private_client, user.name, user.password).status_code == 302
     assert private_client.get(url).status_code == status

@@ -26,6 +26,7 @@ def register(app: Flask) -> None:
             "bearerAuth", {"type": "http", "scheme": "bearer",
                            "description": "a user's API token (create-api-token) or, for "
                                           "POST /readings, a device token (add-device)"})
+    users.document(api.spec)
     for module in (devices, readings, ingest, live, charts, tasks, alerts, users, health):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     docs.register(app, PREFIX)

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from flask_front.access import admin_required, read_access
 from flask_front.api import MAX_ID, common
-from flask_front.api.schemas import timestamp
+from flask_front.api.schemas import PRINTABLE, timestamp
 from lib.alerts import Event, rule_spec
 from lib.storage import alerts as alert_store
 
@@ -35,13 +35,16 @@ class RuleSchema(Schema):
 class NewRuleSchema(Schema):
     """A rule to add: metric with above or below, or no_data_minutes."""
 
-    name = fields.String(required=True, validate=validate.Length(1, 64))
-    device_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, MAX_ID),
+    name = fields.String(required=True, validate=[validate.Length(1, 64), PRINTABLE])
+    # strict: without it 1.5 would be taken as device 1
+    device_id = fields.Integer(strict=True, load_default=None, allow_none=True,
+                               validate=validate.Range(0, MAX_ID),
                                metadata={"description": "default: every device"})
     metric = fields.String(load_default=None, allow_none=True)
     above = fields.Float(load_default=None, allow_none=True, allow_nan=False)
     below = fields.Float(load_default=None, allow_none=True, allow_nan=False)
-    no_data_minutes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 525600))
+    no_data_minutes = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                     validate=validate.Range(1, 525600))
     duration = fields.String(load_default="0", metadata={"description": "seconds, or 90s, 5m, 1h30m"})
     hysteresis = fields.Float(load_default=0.0, allow_nan=False, validate=validate.Range(0))
 
@@ -98,6 +101,9 @@ class Rules(MethodView):
         return [rule_json(info) for info in alert_store.list_rules(common.engine())]
 
     @admin_required
+    @common.admin_doc(blp)
+    @blp.doc(responses={201: {"links": {
+        "DeleteRule": common.link("/alerts/rules/{rule_id}", "delete", rule_id="$response.body#/id")}}})
     @blp.arguments(NewRuleSchema)
     @blp.response(201, RuleSchema)
     @blp.alt_response(400, schema=common.ERROR, description="the rule is not valid")
@@ -116,6 +122,7 @@ class Rules(MethodView):
 
 @blp.route("/alerts/rules/<id:rule_id>", methods=["DELETE"])
 @admin_required
+@common.admin_doc(blp)
 @blp.response(204)
 @blp.alt_response(404, schema=common.ERROR)
 def delete_rule(rule_id: int):

@@ -40,7 +40,8 @@ class ChartSchema(Schema):
 class RefreshSchema(Schema):
     """What to draw again."""
 
-    device = fields.Integer(validate=DEVICE_ID, metadata={"description": "only this device (default: every active one)"})
+    device = fields.Integer(strict=True, validate=DEVICE_ID,  # strict: 1.5 is no device id
+                            metadata={"description": "only this device (default: every active one)"})
 
 
 def _device_names() -> dict[int, str]:
@@ -79,6 +80,7 @@ class Refresh(MethodView):
     """Drawing the charts now."""
 
     @admin_required
+    @common.admin_doc(blp)
     @blp.arguments(RefreshSchema, location="json", required=False)
     @blp.response(202, TaskIdSchema)
     @blp.alt_response(404, schema=common.ERROR, description="no such device")

@@ -20,6 +20,26 @@ _lock = threading.Lock()
 ERROR = ErrorSchema
 
 
+# How an administrators' operation is called, as the document declares it (bearerAuth, made in
+# flask_front.api.register); a logged-in administrator's session cookie works too.
+ADMIN_SECURITY = [{"bearerAuth": []}]
+
+
+def admin_doc(blp):
+    """Decorator documenting an administrators' operation: its token, and its 401 and 403 answers."""
+    def decorate(view):
+        view = blp.alt_response(401, schema=ERROR, description="anonymous, or an unknown API token")(view)
+        view = blp.alt_response(403, schema=ERROR, description="not an administrator")(view)
+        return blp.doc(security=ADMIN_SECURITY)(view)
+    return decorate
+
+
+def link(path: str, method: str, **parameters: str) -> dict:
+    """An OpenAPI link to the operation `method` of `path` (under /api/v1), for clients and schemathesis."""
+    pointer = ("/api/v1" + path).replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{method}", "parameters": parameters}
+
+
 def settings() -> Config:
     """Our settings (db_config.ini and SENSORS_* variables) of the current app."""
     return current_app.config["SENSORS"]

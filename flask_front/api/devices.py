@@ -56,6 +56,12 @@ class Devices(MethodView):
         return [device_json(r, now, offline) for r in _rows()]
 
     @admin_required
+    @common.admin_doc(blp)
+    @blp.doc(responses={201: {"links": {
+        "GetDevice": common.link("/devices/{device_id}", "get", device_id="$response.body#/id"),
+        "RevokeDevice": common.link("/devices/{device_id}", "delete", device_id="$response.body#/id"),
+        "GetLatest": common.link("/devices/{device_id}/latest", "get", device_id="$response.body#/id"),
+        "GetReadings": common.link("/devices/{device_id}/readings", "get", device_id="$response.body#/id")}}})
     @blp.arguments(NewDeviceSchema)
     @blp.response(201, CreatedDeviceSchema)
     @blp.alt_response(409, schema=common.ERROR, description="the name is taken")
@@ -82,6 +88,7 @@ class OneDevice(MethodView):
         return device_json(_rows(device_id)[0], storage.now_ms(), offline)
 
     @admin_required
+    @common.admin_doc(blp)
     @blp.arguments(RevokeQuerySchema, location="query")
     @blp.response(200, DeviceSchema)
     @blp.alt_response(404, schema=common.ERROR)
@@ -127,6 +134,7 @@ class Metrics(MethodView):
         return [metric_json(m) for m in common.catalogue()]
 
     @admin_required
+    @common.admin_doc(blp)
     @blp.arguments(NewMetricSchema)
     @blp.response(201, MetricSchema)
     @blp.alt_response(409, schema=common.ERROR, description="the metric exists")

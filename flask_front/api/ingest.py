@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Callable, Sequence, TypeVar
 
@@ -15,7 +16,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from flask_front.access import bearer_token, device_tokens
 from flask_front.api import common
 from lib import livebus, storage
-from lib.ingest import DB_DOWN, reply, rows_of, settle
+from lib.ingest import DB_DOWN, hold_back, reply, rows_of, settle
+from lib.ratelimit import LogLimiter, TokenBuckets
 from lib.validation import UNKNOWN_METRIC, FrameError, Limits, Parsed, parse_frame
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ blp = Blueprint("ingest", __name__, description="HTTP ingest: readings from devi
 # Stamps given to readings without `ts` are per device and must rise: one lock per process.
 _stamp_lock = threading.Lock()
 _engine_lock = threading.Lock()
+_log_limit = LogLimiter()  # rate-limited devices: a few lines per device in 10 s
 T = TypeVar("T")
 
 
@@ -38,7 +41,10 @@ class IngestReplySchema(Schema):
 
     ack = fields.List(fields.Integer(), required=True, metadata={"description": "seq of each stored reading"})
     rejected = fields.List(fields.Nested(RejectionSchema), required=True)
-    error = fields.String(metadata={"description": "why nothing was stored (the database is down)"})
+    retry = fields.List(fields.Nested(RejectionSchema), metadata={
+        "description": "readings not stored because of the device's rate limit: send them again later"})
+    retry_after = fields.Float(metadata={"description": "seconds to wait before sending `retry` again"})
+    error = fields.String(metadata={"description": "why nothing was stored (database down, rate limit)"})
 
 
 class FrameSchema(Schema):
@@ -47,8 +53,10 @@ class FrameSchema(Schema):
     class Meta:
         unknown = "include"
 
-    readings = fields.List(fields.Dict(), metadata={
-        "description": 'readings: {"seq": 1, "ts": "2026-01-02T03:04:05.678Z", "values": {"co2": 612.5}}'})
+    # Any JSON per item: one that is not a reading object is rejected on its own, with a reason (200).
+    readings = fields.List(fields.Raw(allow_none=True), metadata={
+        "description": 'readings: {"seq": 1, "ts": "2026-01-02T03:04:05.678Z", "values": {"co2": 612.5}}; '
+                       "an item that is not such an object is rejected with a reason, the others stored"})
 
 
 def _parse(device_id: int, body: bytes) -> Parsed:
@@ -65,6 +73,30 @@ def _parse(device_id: int, body: bytes) -> Parsed:
         if not any(r["error"].startswith(UNKNOWN_METRIC) for r in parsed.rejected):
             break
     return parsed
+
+
+def device_rate() -> TokenBuckets:
+    """This worker's token buckets of the current app ([ingest] device_max_rate, device_burst)."""
+    buckets = current_app.extensions.get("sensors_device_rate")
+    if buckets is None:
+        cfg = common.settings().ingest
+        buckets = current_app.extensions.setdefault(
+            "sensors_device_rate", TokenBuckets(cfg.device_max_rate, cfg.device_burst))
+    return buckets
+
+
+def _rate_limited(device_id: int, parsed: Parsed) -> Response | None:
+    """429 with Retry-After, nothing stored, when the request's readings exceed the device's limit."""
+    retry, retry_after = hold_back(parsed, device_rate(), device_id, partial=False)
+    if not retry:
+        return None
+    suppressed = _log_limit.allow(device_id)
+    if suppressed is not None:
+        log.warning("device %d: %d readings held back (429): %s%s", device_id, len(retry), retry[0]["error"],
+                    f" ({suppressed} similar messages suppressed)" if suppressed else "")
+    body = reply(parsed, retry[0]["error"], retry, retry_after)
+    return Response(orjson.dumps(body), status=429, mimetype="application/json",
+                    headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 def ingest_engine() -> sa.Engine:
@@ -123,6 +155,15 @@ def _commit(conn: sa.Connection, names: Sequence[str], rows: list[tuple]) -> dic
     return failed
 
 
+def _unavailable(exc: SQLAlchemyError) -> Response:
+    """503 with the ingest reply (nothing stored) when the database fails before the write."""
+    if not storage.is_unavailable(exc):
+        raise exc
+    log.warning("HTTP ingest: database unavailable: %s", storage.describe_error(exc))
+    body = {"ack": [], "rejected": [], "error": DB_DOWN}
+    return Response(orjson.dumps(body), status=503, mimetype="application/json")
+
+
 @blp.route("/readings", methods=["POST"])
 @blp.doc(security=[{"bearerAuth": []}], requestBody={"required": True, "content": {
     "application/json": {"schema": FrameSchema}}})
@@ -130,6 +171,8 @@ def _commit(conn: sa.Connection, names: Sequence[str], rows: list[tuple]) -> dic
 @blp.alt_response(400, schema=common.ERROR, description="the body is not a frame")
 @blp.alt_response(401, schema=common.ERROR, description="missing, unknown or revoked device token")
 @blp.alt_response(413, schema=common.ERROR, description="the body exceeds [ingest] max_frame_bytes")
+@blp.alt_response(429, schema=IngestReplySchema, description="over the device's rate limit: nothing stored, "
+                  "send again after Retry-After seconds")
 @blp.alt_response(503, schema=IngestReplySchema, description="the database is down: nothing stored")
 def post_readings():
     """Store readings of the device whose token is given (Authorization: Bearer); acks come after commit."""
@@ -143,14 +186,22 @@ def post_readings():
     # One pooled connection, unpinged, for the token lookup (only when not cached) and the write.
     link = _Link(ingest_engine())
     try:
-        device_id = device_tokens().device_id(
-            token, lambda digest: link.run(lambda conn: storage.device_of_token_hash(conn, digest)))
+        try:
+            device_id = device_tokens().device_id(
+                token, lambda digest: link.run(lambda conn: storage.device_of_token_hash(conn, digest)))
+        except SQLAlchemyError as exc:
+            return _unavailable(exc)
         if device_id is None:
             abort(401, description="unknown or revoked device token")
         try:
             parsed = _parse(device_id, body)
         except FrameError as exc:
             abort(400, description=str(exc))
+        except SQLAlchemyError as exc:  # the catalogue could not be read
+            return _unavailable(exc)
+        limited = _rate_limited(device_id, parsed)
+        if limited is not None:
+            return limited
         status, error = 200, None
         if parsed.readings:
             names = common.catalogue().names

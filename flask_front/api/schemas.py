@@ -1,10 +1,23 @@
 """Marshmallow schemas of the API's requests and responses: the OpenAPI document is made from them."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 ISO = "ISO 8601 UTC time with Z"
 MS = "the same time in epoch milliseconds"
+
+
+class FullMatch(validate.Regexp):
+    """Regexp on the whole value (with match, Python's $ lets a final newline through)."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+# Names, units and labels are shown in pages and logs: no newline, tab, NUL or other control character.
+PRINTABLE = FullMatch(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters (newline, tab, NUL…)")
 
 
 def timestamp(what: str) -> tuple[fields.Field, fields.Field]:
@@ -27,11 +40,12 @@ class NewMetricSchema(Schema):
     """A metric to add."""
 
     name = fields.String(required=True, validate=validate.Length(1, 32),
-                         metadata={"description": "lowercase letters, digits and _"})
-    unit = fields.String(required=True, validate=validate.Length(0, 16))
+                         metadata={"description": "lowercase letters, digits and _",
+                                   "pattern": "^[a-z][a-z0-9_]{0,31}$"})  # lib.catalogue.NAME_PATTERN
+    unit = fields.String(required=True, validate=[validate.Length(0, 16), PRINTABLE])
     min = fields.Float(required=True, allow_nan=False)
     max = fields.Float(required=True, allow_nan=False)
-    label = fields.String(load_default="", validate=validate.Length(0, 64))
+    label = fields.String(load_default="", validate=[validate.Length(0, 64), PRINTABLE])
 
 
 Values = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True),
@@ -62,7 +76,8 @@ class DeviceSchema(Schema):
 class NewDeviceSchema(Schema):
     """A device to register."""
 
-    name = fields.String(required=True, validate=validate.Length(1, 64))
+    name = fields.String(required=True, validate=validate.Length(1, 64), metadata={
+        "description": "1 to 64 characters once leading and trailing spaces are removed; no control characters"})
 
 
 class CreatedDeviceSchema(DeviceSchema):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from celery import Celery
 from flask import Flask, abort, current_app
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 blp = Blueprint("tasks", __name__, description="Background tasks: state and result by id")
 
 EXTENSION = "sensors_celery"
+# A task id as Celery makes them (either case): the document says so, and nothing else is taken.
+TASK_ID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_TASK_ID = re.compile(TASK_ID)
 
 
 def init_app(app: Flask) -> None:
@@ -55,7 +59,8 @@ class TaskIdSchema(Schema):
     task_id = fields.String(required=True, metadata={"description": "look it up at /api/v1/tasks/{task_id}"})
 
 
-@blp.route("/tasks/<task_id>")
+@blp.route("/tasks/<task_id>", parameters=[{"in": "path", "name": "task_id", "description": "the task id",
+                                            "schema": {"type": "string", "format": "uuid", "pattern": TASK_ID}}])
 class Task(MethodView):
     """One task."""
 
@@ -65,6 +70,8 @@ class Task(MethodView):
     @blp.alt_response(503, schema=common.ERROR, description="the result backend is unavailable")
     def get(self, task_id: str):
         """A task's state; PENDING also stands for an id nobody sent, as Celery cannot tell them apart."""
+        if not _TASK_ID.fullmatch(task_id):
+            abort(400, description=f"{task_id[:40]!r} is not a task id (a UUID)")
         try:
             return tasks.task_status(client(), task_id)
         except ValueError as exc:

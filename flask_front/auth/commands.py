@@ -47,8 +47,12 @@ def _fail(exc: ValueError) -> click.ClickException:
 @click.option("--password-stdin", is_flag=True, help=STDIN_HELP)
 def create_user(name: str, admin: bool, password_stdin: bool) -> None:
     """Add a web user: asks for the password twice (hidden), or reads it with --password-stdin."""
-    if any(u.name == name.strip() for u in users.list_users(db.engine)):
-        raise click.ClickException(f"user {name.strip()!r} already exists")  # before asking for a password
+    try:  # the name is checked before asking for a password
+        name = users.check_user_name(name)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    if any(u.name.casefold() == name.casefold() for u in users.list_users(db.engine)):
+        raise click.ClickException(f"user {name!r} already exists")
     try:
         info = users.create_user(db.engine, name, read_password(password_stdin), admin=admin)
     except ValueError as exc:

@@ -77,5 +77,5 @@ def admin_metrics():
 @bp.route("/admin/users")
 @admin_page
 def admin_users():
-    """The users and their roles; they are created with the create-user command."""
-    return render_admin("users")
+    """Users: add one (a generated password shown once), change roles and passwords, delete."""
+    return render_admin("users", me=caller().id)

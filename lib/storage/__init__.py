@@ -224,6 +224,8 @@ def add_device(engine: Engine, name: str) -> tuple[DeviceInfo, str]:
     name = name.strip()
     if not name or len(name) > 64:
         raise ValueError("device name must be 1 to 64 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):  # names go into logs, pages and file names
+        raise ValueError(f"device name {name!r} must not contain control characters (newline, tab, NUL…)")
     # The prefix makes tokens recognisable and keeps them from starting with "-" (an option).
     token = "sd_" + secrets.token_urlsafe(32)
     created = now_ms()

@@ -12,6 +12,8 @@ from lib.models import ApiToken, User
 from lib.storage import hash_token, now_ms
 
 MIN_PASSWORD = 8
+MAX_NAME = 64
+GENERATED_PASSWORD_BYTES = 15  # 120 random bits, 20 characters of URL-safe base64
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; a longer password would be cut silently
 # bcrypt's work factor for new hashes (2**12 rounds, about 0.25 s); a check uses the cost stored in
 # the hash. The test suite lowers it to the minimum, since it hashes hundreds of passwords.
@@ -42,6 +44,25 @@ def check_new_password(password: str) -> bytes:
     return data
 
 
+class Refused(ValueError):
+    """A change that would lock administrators out: demoting or deleting oneself, or the last administrator."""
+
+
+def check_user_name(name: str) -> str:
+    """The name without surrounding spaces, or ValueError saying what is wrong with it."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ValueError(f"user name must be 1 to {MAX_NAME} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):  # names go into logs and pages
+        raise ValueError(f"user name {name!r} must not contain control characters (newline, tab, NUL…)")
+    return name
+
+
+def generate_password() -> str:
+    """A strong random password for a new user, to be shown once."""
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
 def _hash(password: str) -> str:
     """The bcrypt hash of a new password, or ValueError saying what is wrong with it."""
     return bcrypt.hashpw(check_new_password(password), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
@@ -49,9 +70,7 @@ def _hash(password: str) -> str:
 
 def create_user(engine: Engine, name: str, password: str, admin: bool = False) -> UserInfo:
     """Add a user; ValueError for a bad or taken name or a weak password."""
-    name = name.strip()
-    if not name or len(name) > 64:
-        raise ValueError("user name must be 1 to 64 characters")
+    name = check_user_name(name)
     hashed = _hash(password)
     created = now_ms()
     with engine.begin() as conn:
@@ -70,6 +89,51 @@ def set_password(engine: Engine, name: str, password: str) -> None:
         if conn.execute(sa.update(User).where(User.name == name)
                         .values(password_hash=hashed)).rowcount != 1:
             raise ValueError(f"no user named {name!r}")
+
+
+def _check_admins_remain(conn: sa.Connection, user_id: int, by: int | None, action: str) -> None:
+    """Refused unless another administrator than `user_id` remains, and `by` is not `user_id`."""
+    if by == user_id:
+        raise Refused(f"you cannot {action} yourself: ask another administrator")
+    # Locks the administrators' rows (MariaDB), so two admins demoting each other cannot leave none.
+    others = conn.execute(sa.select(User.id).where(User.is_admin, User.id != user_id)
+                          .with_for_update()).first()
+    if others is None:
+        raise Refused(f"cannot {action} the last administrator: make another user an administrator first")
+
+
+def update_user(engine: Engine, user_id: int, admin: bool | None = None, password: str | None = None,
+                by: int | None = None) -> UserInfo | None:
+    """Change a user's role and/or password as user `by`; None for no such user; Refused, ValueError."""
+    hashed = None if password is None else _hash(password)
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(*_COLUMNS).where(User.id == user_id).with_for_update()).first()
+        if row is None:
+            return None
+        info = _info(row)
+        values: dict = {} if hashed is None else {"password_hash": hashed}
+        if admin is not None and admin != info.is_admin:
+            if not admin:
+                _check_admins_remain(conn, user_id, by, "remove the administrator rights of")
+            values["is_admin"] = admin
+        if values:
+            conn.execute(sa.update(User).where(User.id == user_id).values(**values))
+    return UserInfo(info.id, info.name, info.is_admin if admin is None else admin, info.created_ms)
+
+
+def delete_user(engine: Engine, user_id: int, by: int | None = None) -> UserInfo | None:
+    """Delete a user and their API tokens as user `by`; None for no such user; Refused for oneself or the last admin."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(*_COLUMNS).where(User.id == user_id).with_for_update()).first()
+        if row is None:
+            return None
+        info = _info(row)
+        if info.is_admin or by == user_id:
+            _check_admins_remain(conn, user_id, by, "delete")
+        # Explicitly, not only by the foreign key's cascade: an SQLite connection may lack foreign_keys=ON.
+        conn.execute(sa.delete(ApiToken).where(ApiToken.user_id == user_id))
+        conn.execute(sa.delete(User).where(User.id == user_id))
+    return info
 
 
 def _info(row) -> UserInfo:

@@ -1,4 +1,5 @@
-// Administration: devices (register with the token shown once, revoke), metrics (list, add), users (list).
+// Administration: devices (register with the token shown once, revoke), metrics (list, add), users (add with a
+// generated password shown once, change role or password, delete).
 // Data from /api/v1 only; writes carry the CSRF header (common.js).
 (function () {
   "use strict";
@@ -20,8 +21,8 @@
   const when = S.timeNode;
   const fill = S.fillTable;
 
-  // A form posting JSON to the API: body(form) builds it, done(reply) follows a success.
-  function jsonForm(form, path, body, done) {
+  // A form sending JSON to the API (POST unless `method`): body(form) builds it, done(reply) follows a success.
+  function jsonForm(form, path, body, done, method) {
     const error = form.querySelector(".form-error");
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -29,7 +30,7 @@
       error.hidden = true;
       submit.disabled = true;
       try {
-        const reply = await S.api(path, { method: "POST", json: body(form.elements) });
+        const reply = await S.api(path, { method: method || "POST", json: body(form.elements) });
         form.reset();
         await done(reply);
       } catch (e) {
@@ -82,6 +83,11 @@
     setTimeout(() => { button.textContent = "Copy"; }, 2000);
   }
 
+  function copyButtons() {
+    document.querySelectorAll("button.copy").forEach((b) => b.addEventListener("click",
+      () => copy(document.getElementById(b.dataset.copy), b)));
+  }
+
   // ---- devices ----
   function deviceState(d) {
     const state = d.revoked ? "revoked" : d.online ? "online" : "offline";
@@ -121,8 +127,7 @@
   function setUpDevices() {
     jsonForm(document.getElementById("device-form"), "/devices", (f) => ({ name: f.name.value.trim() }),
       (device) => { showToken(device); return loadDevices(); });
-    document.querySelectorAll("button.copy").forEach((b) => b.addEventListener("click",
-      () => copy(document.getElementById(b.dataset.copy), b)));
+    copyButtons();
     document.getElementById("token-done").addEventListener("click", hideToken);
     return loadDevices();
   }
@@ -144,10 +149,74 @@
   }
 
   // ---- users ----
-  async function setUpUsers() {
+  const me = Number(root.dataset.me);
+
+  // "Set password": a small form in the user's row, sent as PATCH.
+  function passwordForm(u, cell, opener) {
+    const form = el("form", { class: "admin-form inline-form", novalidate: true },
+      el("input", { name: "password", type: "password", minlength: 8, autocomplete: "new-password",
+        "aria-label": "New password of " + u.name, placeholder: "new password" }),
+      el("button", { type: "submit" }, "Save"), el("p", { class: "form-error", role: "alert", hidden: true }));
+    jsonForm(form, "/users/" + u.id, (f) => ({ password: f.password.value }), () => {
+      form.replaceWith(el("span", { class: "done" }, "Password changed"));
+    }, "PATCH");
+    opener.hidden = true;
+    cell.append(form);
+    form.elements.password.focus();
+  }
+
+  function userActions(u) {
+    if (u.id === me) return el("td", { class: "hint" }, "you");  // the server refuses self-demotion anyway
+    const cell = el("td", { class: "actions" });
+    cell.append(confirmButton(u.is_admin ? "Remove admin" : "Make admin",
+      u.is_admin ? "Confirm: remove admin" : "Confirm: make admin", async () => {
+        await S.api("/users/" + u.id, { method: "PATCH", json: { admin: !u.is_admin } });
+        await loadUsers();
+      }));
+    const opener = el("button", { type: "button", class: "set-password" }, "Set password");
+    opener.addEventListener("click", () => passwordForm(u, cell, opener));
+    cell.append(opener, confirmButton("Delete", "Confirm delete", async () => {
+      await S.api("/users/" + u.id, { method: "DELETE" });
+      await loadUsers();
+    }));
+    return cell;
+  }
+
+  async function loadUsers() {
     const users = await S.api("/users");
-    fill("users", users.map((u) => el("tr", { dataset: { userId: u.id } }, el("td", {}, u.name),
-      el("td", {}, u.is_admin ? "administrator" : "reader"), el("td", {}, when(u.created_ms, u.created)))));
+    fill("users", users.map((u) => el("tr", { dataset: { userId: u.id, user: u.name } }, el("td", {}, u.name),
+      el("td", {}, u.is_admin ? "administrator" : "reader"), el("td", {}, when(u.created_ms, u.created)),
+      userActions(u))));
+  }
+
+  function showPassword(user) {
+    document.querySelectorAll("#new-user .user-name").forEach((n) => { n.textContent = user.name; });
+    document.getElementById("new-password").value = user.password;
+    document.getElementById("new-user").hidden = false;
+    document.getElementById("new-password").focus();
+  }
+
+  function hidePassword() {
+    document.getElementById("new-password").value = "";
+    document.getElementById("new-user").hidden = true;
+  }
+
+  function setUpUsers() {
+    const form = document.getElementById("user-form");
+    const generate = () => {
+      form.elements.password.disabled = form.elements.generate.checked;
+      if (form.elements.generate.checked) form.elements.password.value = "";
+    };
+    form.elements.generate.addEventListener("change", generate);
+    form.addEventListener("reset", () => setTimeout(generate));
+    jsonForm(form, "/users", (f) => Object.assign({ name: f.name.value.trim(), admin: f.admin.checked },
+      f.generate.checked ? {} : { password: f.password.value }), (user) => {
+      if (user.password) showPassword(user); else hidePassword();
+      return loadUsers();
+    });
+    copyButtons();
+    document.getElementById("password-done").addEventListener("click", hidePassword);
+    return loadUsers();
   }
 
   S.ready(async () => {

@@ -163,7 +163,9 @@ def database_restart(base: config_mod.Config, folder: Path, outage_s: float = 4.
                                         "no ack, 503 JSON, spools drain")
     proxy = TcpProxy(*MYSQL)
     via = base.with_overrides({"mysql": {"port": proxy.port}, "other": {"var_dir": folder / "var"},
-                               "web": {"workers": 1}})
+                               "web": {"workers": 1}, "celery": {"embedded_dir": folder / "celery"}})
+    # No worker runs here; /healthz checks the embedded broker's folder, which a worker makes.
+    (folder / "celery" / "broker").mkdir(parents=True, exist_ok=True)
     engine = storage.make_engine(base.database_url)  # the scenario's own view, not through the proxy
     with contextlib.ExitStack() as stack:
         stack.callback(engine.dispose)

@@ -90,6 +90,8 @@ class LiveHub:
             await asyncio.to_thread(self._publisher.stop)
         if self._consumer:
             await asyncio.to_thread(self._consumer.stop)
+        if self._tasks:  # a lingering queue being unbound, closes of slow browsers
+            await asyncio.wait(set(self._tasks), timeout=5)
         if self._datagrams:
             self._datagrams.close()
 
@@ -214,7 +216,7 @@ class _HubSink:
         self._amqp = amqp
 
     def wanted(self) -> bool:
-        return bool(self._hub.viewers) or self._amqp.wanted()
+        return self._hub.watched
 
     def poll(self) -> bool:
         return self._amqp.poll() or bool(self._hub.viewers)

@@ -24,7 +24,7 @@ from websockets.http11 import Request
 
 from lib import config as config_mod, storage
 from lib.catalogue import Catalogue
-from lib.ingest import DB_DOWN, hold_back, reply, rows_of, settle
+from lib.ingest import DB_DOWN, hold_back, reply, rows_of, settle, store_error
 from lib.live import PATH as LIVE_PATH
 from lib.ratelimit import LogLimiter, TokenBuckets
 from lib.validation import (UNKNOWN_METRIC, FrameError, LegacyFrameError, Limits, Parsed,
@@ -229,7 +229,7 @@ class IngestServer:
             except (SQLAlchemyError, OSError) as exc:
                 self._warn(conn, "device %d: %d readings not stored: %s", device_id, len(rows),
                            storage.describe_error(exc))
-                error = DB_DOWN
+                error = store_error(storage.is_disk_full(exc))
             else:
                 settle(parsed, failed)
         if parsed.legacy:  # no reply: a held-back legacy reading is lost (logged above)

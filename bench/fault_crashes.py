@@ -311,7 +311,7 @@ def disk_full(folder: Path, size_kb: int = 4096) -> Result:
             refused = send(100)
             if refused.get("error"):
                 break
-        result.check(refused.get("ack") == [] and "database unavailable" in refused.get("error", ""),
+        result.check(refused.get("ack") == [] and "database disk full" in refused.get("error", ""),
                      f"with the disk full the ingest answered {str(refused)[:200]}")
         result.figures["refusal"] = refused.get("error", "none")
         before = files_under(disk / "charts"), storage_renders(engine)

@@ -18,9 +18,11 @@ from sqlalchemy.engine import Engine
 
 from celery_tasks.db import engine, settings
 from lib import alerts, storage
-from lib.storage import alerts as alert_store
+from lib.storage import alerts as alert_store, locks
 
 log = logging.getLogger(__name__)
+
+ALERTS_LOCK = "alerts"  # held by the running evaluation
 
 
 class WebhookError(Exception):
@@ -130,15 +132,29 @@ def deliver(eng: Engine, cfg, event_id: int, notification: str) -> str:
 
 @shared_task(name="celery_tasks.evaluate_alerts")
 def evaluate_alerts(now_ms: int | None = None) -> dict:
-    """Evaluate all rules at now_ms (default: now), then queue one webhook per transition."""
+    """Evaluate all rules at now_ms (default: now), then queue one webhook per transition.
+
+    Skipped while another evaluation runs: beat queues one per interval, and one that outlasts
+    it would otherwise have the next run beside it, both holding a worker process for nothing.
+    """
     now = storage.now_ms() if now_ms is None else int(now_ms)
     eng = engine()
-    counts, notifications = evaluate(eng, now)
-    # Queued only after the transitions committed; one lost in between is re-sent later.
-    lost = lost_notifications(eng, settings(), now)
+    counts: Counter = Counter()
+    with locks.named_lock(eng, ALERTS_LOCK) as held:
+        if not held:
+            log.info("alert evaluation skipped: the previous one is still running")
+            return {**_result(counts), "skipped": True}
+        counts, notifications = evaluate(eng, now)
+        # Queued only after the transitions committed; one lost in between is re-sent later.
+        lost = lost_notifications(eng, settings(), now)
     for event_id, notification in notifications + lost:
         send_webhook.apply_async((event_id, notification), ignore_result=True)
     counts["resent"] = len(lost)
+    return {**_result(counts), "skipped": False}
+
+
+def _result(counts: Counter) -> dict:
+    """The task's counts, every key present."""
     return {key: counts[key] for key in ("rules", "checked", "firing", "resolved", "conflicts", "resent")}
 
 

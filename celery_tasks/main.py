@@ -28,6 +28,7 @@ def worker_config(settings: config_mod.Config) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_consumer": "celery_tasks.consumer:QuickReconnectConsumer",
         "worker_concurrency": settings.celery.concurrency,
         "worker_send_task_events": True,  # Flower shows tasks as they run
         "task_track_started": True,

@@ -12,8 +12,10 @@ from lib.storage import retention as retention_sql, rollups
 
 log = logging.getLogger(__name__)
 
-# Share of the beat interval a rollup run may take, so runs do not pile up behind each other.
+# Share of the beat interval a rollup run may take, so runs do not pile up behind each other,
+# and share it may wait for the lock (retention holds it for one device's deletes at a time).
 BUDGET_SHARE = 0.8
+LOCK_WAIT_SHARE = 0.1
 # How long retention waits for a running rollup: it must roll up before it deletes.
 RETENTION_LOCK_WAIT_S = 300
 
@@ -23,8 +25,9 @@ def rollup() -> dict:
     """Roll up the pending (device, hour) marks of any age; returns counts, late and merged ones included."""
     settings = db.settings()
     cutoffs = RetentionPolicy.from_settings(settings).cutoffs(storage.now_ms())
-    budget = BUDGET_SHARE * settings.celery.rollup_seconds
-    return rollups.run_rollup(db.engine(), stale_before=cutoffs.raw_ms, budget_s=budget).as_dict()
+    interval = settings.celery.rollup_seconds
+    return rollups.run_rollup(db.engine(), stale_before=cutoffs.raw_ms, budget_s=BUDGET_SHARE * interval,
+                              wait_s=LOCK_WAIT_SHARE * interval).as_dict()
 
 
 @shared_task(name="celery_tasks.retention")

@@ -7,12 +7,18 @@ from lib.ratelimit import TokenBuckets
 from lib.validation import Parsed
 
 DB_DOWN = "database unavailable: readings not stored, send them again later"
+DB_FULL = "database disk full: readings not stored, send them again later"
 RATE_LIMITED = "rate limit: more than {rate:g} readings/s from this device"
 
 
 def rows_of(parsed: Parsed, device_id: int, names: Sequence[str]) -> list[tuple]:
     """(device_id, ts, *values in catalogue order) of each valid reading."""
     return [(device_id, r.ts_ms, *[r.values.get(n) for n in names]) for r in parsed.readings]
+
+
+def store_error(disk_full: bool) -> str:
+    """The reply's error when a commit failed: the device sends again either way, the operator needs to know which."""
+    return DB_FULL if disk_full else DB_DOWN
 
 
 def settle(parsed: Parsed, failed: dict[int, str]) -> None:

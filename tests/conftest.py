@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +27,13 @@ MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 pytest_plugins = ["tests.web_fixtures", "tests.browser_fixtures"]
+
+
+def closed_port() -> int:
+    """A port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def require_service(name: str, error: Exception) -> None:

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from websockets.sync.client import connect
 
-from celery_tasks.alerts import WebhookError, deliver, lost_notifications
+from celery_tasks.alerts import ALERTS_LOCK, WebhookError, deliver, lost_notifications
 from lib import storage
+from lib.storage import locks
 from lib.alerts import Fired, Resolved, State, resend_window
 from lib.storage import alerts as st
 from lib.validation import ms_to_iso
@@ -254,3 +255,18 @@ def test_lost_notifications_are_resent_once(settings, engine, device):
     assert lost_notifications(engine, webhook_settings(settings, ""), due) == []
     st.mark_sent(engine, event_id, "firing", t)
     assert lost_notifications(engine, cfg, due) == []
+
+
+def test_an_evaluation_is_skipped_while_the_last_one_runs(settings, engine, device, ingest, celery_worker):
+    """Beat queues one every interval: one that finds the previous still running skips, never overlaps."""
+    worker = celery_worker(settings, broker="rabbitmq")
+    st.add_rule(engine, name="stuffy", kind="above", metric="co2", threshold=1000.0, duration_ms=0,
+                hysteresis=50.0)
+    t0 = start_ms()
+    send(ingest, device.token, t0, [1200.0] * 3)
+    with locks.named_lock(engine, ALERTS_LOCK) as held:  # as a running evaluation holds it
+        assert held
+        skipped = worker.call("celery_tasks.evaluate_alerts", t0 + MIN)
+    assert skipped["skipped"] and skipped["firing"] == 0 and st.list_events(engine) == []
+    ran = worker.call("celery_tasks.evaluate_alerts", t0 + MIN)
+    assert not ran["skipped"] and ran["firing"] == 1

@@ -1,21 +1,13 @@
 """GET /api/v1/healthz (and /healthz): database and broker reachability, 200 or 503."""
 from __future__ import annotations
 
-import socket
 
 import pytest
 
-from tests.conftest import RABBITMQ, require_rabbitmq
+from tests.conftest import RABBITMQ, closed_port, require_rabbitmq
 from tests.web_fixtures import make_app
 
 URLS = ["/api/v1/healthz", "/healthz"]
-
-
-def closed_port() -> int:
-    """A port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def broker_settings(web_settings, tmp_path, broker: str):

@@ -1,13 +1,19 @@
 """The Celery app's configuration, derived from db_config.ini and SENSORS_* variables."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from celery_tasks.consumer import RECONNECT_MAX_S
 from celery_tasks.main import TASK_MODULES, beat_schedule, make_celery, worker_config
 from lib import config as config_mod
 from lib.celery_config import celery_config
+from tests.conftest import REPO_ROOT, closed_port, settings_env
 
 
 def cfg(tmp_path, **env) -> config_mod.Config:
@@ -184,3 +190,25 @@ def test_celery_script_finds_the_app(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"db+sqlite:///{tmp_path / 'celery' / 'results.sqlite'}" in done.stdout
+
+
+def test_the_worker_retries_a_lost_broker_every_few_seconds(tmp_path):
+    """Celery's own schedule (2, 4, 6 … 30 s) left a worker down for up to 30 s after RabbitMQ returned."""
+    settings = cfg(tmp_path, SENSORS_RABBITMQ_HOST="127.0.0.1", SENSORS_RABBITMQ_PORT=str(closed_port()),
+                   SENSORS_SQLITE_PATH=str(tmp_path / "sensors.db"))
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--pool", "solo",
+                                 "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+                                cwd=REPO_ROOT, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            waits = []
+            deadline = time.monotonic() + 60
+            while len(waits) < 5 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+                waits = [float(s) for s in re.findall(r"Trying again in ([\d.]+) seconds", log_path.read_text())]
+        finally:
+            proc.kill()
+            proc.wait(10)
+    assert len(waits) >= 5, log_path.read_text()[-2000:]
+    assert max(waits) <= RECONNECT_MAX_S, waits

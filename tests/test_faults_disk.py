@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bench.fault_crashes import MountRefused, disk_full
+from lib.ingest import DB_FULL
 from tests.conftest import IN_CI
 
 
@@ -17,5 +18,5 @@ def test_disk_full(tmp_path):
         pytest.skip(str(exc))
     print(result)
     assert result.problems == []
-    assert "database unavailable" in result.figures["refusal"]
+    assert result.figures["refusal"] == DB_FULL  # the device is told why, not just "unavailable"
     assert result.stored == result.sent > 0

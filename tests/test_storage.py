@@ -1,14 +1,17 @@
 """lib.storage on SQLite and MariaDB: schema, devices, metrics, readings and SQL formatting."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
+import sqlite3
 import time
 from decimal import Decimal
 from enum import IntEnum
 from fractions import Fraction
 
 import orjson
+import pymysql
 import pytest
 import sqlalchemy as sa
 
@@ -507,3 +510,23 @@ def test_dialect_fragments_run_on_each_backend(engine):
     with engine.connect() as conn:
         assert conn.scalar(sa.text(f"SELECT 7 {dialects.int_div(d)} 2")) == 3
         assert conn.scalar(sa.text(f"SELECT {dialects.least(d)}(3, 1) + {dialects.greatest(d)}(3, 1)")) == 4
+
+
+def _dbapi_error(orig: Exception) -> sa.exc.DBAPIError:
+    """A driver error as SQLAlchemy wraps it."""
+    return sa.exc.OperationalError("INSERT ...", {}, orig)
+
+
+@pytest.mark.parametrize("exc, full, unavailable", [
+    (_dbapi_error(sqlite3.OperationalError("database or disk is full")), True, True),
+    (_dbapi_error(pymysql.err.OperationalError(1021, "Disk full (/var/lib/mysql/#sql); waiting")), True, True),
+    (_dbapi_error(pymysql.err.OperationalError(1114, "The table 'reading' is full")), True, True),
+    (OSError(errno.ENOSPC, "No space left on device"), True, True),
+    (_dbapi_error(pymysql.err.OperationalError(2006, "MySQL server has gone away")), False, True),
+    (_dbapi_error(sqlite3.OperationalError("database is locked")), False, True),
+    (_dbapi_error(pymysql.err.IntegrityError(1452, "foreign key constraint fails")), False, False),
+])
+def test_a_full_disk_is_told_apart(exc, full, unavailable):
+    """Devices are told "disk full" rather than "unavailable"; both are the database's fault, not the rows'."""
+    assert storage.is_disk_full(exc) is full
+    assert storage.is_unavailable(exc) is unavailable

@@ -88,6 +88,25 @@ def test_read_values_uses_cursor_lookback_and_now(engine, device):
     assert st.read_values(engine, "co2", {}, 0, T) == {}
 
 
+@pytest.mark.parametrize("settings", ["mysql"], indirect=True)  # pymysql counts a SELECT's rows
+def test_read_values_reads_each_device_from_its_own_cursor(engine, device):
+    """A device with an old cursor (silent, or new) must not have the others read over the whole lookback."""
+    silent, _ = storage.add_device(engine, "silent-pi")
+    write(engine, device.id, [500.0] * 60)  # 10 minutes of readings
+    fetched = []
+
+    def count(conn, cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            fetched.append(cursor.rowcount)
+    sa.event.listen(engine, "after_cursor_execute", count)
+    try:
+        found = st.read_values(engine, "co2", {device.id: T + 580_000, silent.id: 0}, T, T + 600_000)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", count)
+    assert found == {device.id: [(T + 590_000, 500.0)], silent.id: []}
+    assert sum(fetched) == 1  # not the 59 readings between the lookback's start and the cursor
+
+
 def test_read_values_quotes_an_added_metric_named_like_a_keyword(engine, device):
     storage.add_metric(engine, Metric("order", "x", 0, 10))
     storage.write_readings(engine, ["order"], [(device.id, T, 7.0)])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from lib import storage
 from lib.rollup import DAY_MS, HOUR_MS, Cutoffs, RetentionPolicy, hour_of
 from lib.storage import retention, rollups
+from tests.test_server_isolation import wait_until
 from tests.test_storage_rollups import BASE, METRICS, NOW, pending, sample_rows, stored, whole_hours
 
 
@@ -115,3 +117,31 @@ def test_roll_up_and_retain_waits_for_the_lock(engine, device):
         assert done is None and storage.count_readings(engine) == 1
     else:  # SQLite has no lock to wait for
         assert done is not None and storage.count_readings(engine) == 0
+
+
+@pytest.mark.parametrize("settings", ["mysql"], indirect=True)  # SQLite has no lock to share
+def test_a_rollup_runs_between_the_devices_of_a_retention_run(engine):
+    """Retention takes the rollup lock device by device, so rollups are not held up for its whole run."""
+    ids = [storage.add_device(engine, f"pi-ret-{i}")[0].id for i in range(40)]
+    old = NOW - 40 * DAY_MS
+    for d in ids:  # three old hours each, to delete hour by hour
+        storage.write_readings(engine, METRICS, sample_rows(d, hours=3, step_ms=10_000, start=hour_of(old)))
+    rollups.run_rollup(engine)
+    progress: list[int] = []
+    worker = threading.Thread(target=lambda: progress.append(
+        retention.roll_up_and_retain(engine, RetentionPolicy().cutoffs(NOW), 500)[1].devices))
+    worker.start()
+    try:
+        assert wait_until(lambda: recorded(engine) > 0, 30), "retention did not start"
+        rolled = rollups.run_rollup(engine, wait_s=60)
+        done_at_rollup = recorded(engine)
+    finally:
+        worker.join(120)
+    assert not rolled.skipped
+    assert progress == [len(ids)] and done_at_rollup < len(ids)  # it ran before retention ended
+
+
+def recorded(engine) -> int:
+    """Devices whose retention cutoffs are recorded."""
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT COUNT(*) FROM retention_state"))

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from flask_front.access import bearer_token, device_tokens
 from flask_front.api import common
 from lib import livebus, storage
-from lib.ingest import DB_DOWN, hold_back, reply, rows_of, settle
+from lib.ingest import DB_DOWN, hold_back, reply, rows_of, settle, store_error
 from lib.ratelimit import LogLimiter, TokenBuckets
 from lib.validation import UNKNOWN_METRIC, FrameError, Limits, Parsed, parse_frame
 
@@ -211,7 +211,7 @@ def post_readings():
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("device %d: %d readings not stored: %s", device_id, len(parsed.readings),
                             storage.describe_error(exc))
-                status, error = 503, DB_DOWN
+                status, error = 503, store_error(storage.is_disk_full(exc))
             else:  # committed: on to the browsers watching live (lib/livebus.py), never waiting
                 livebus.publish(common.settings(), link.engine, device_id, parsed.readings)
     finally:

@@ -3,6 +3,7 @@
 Rollups, charts and alerts have their own modules in this package."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import math
@@ -411,10 +412,24 @@ def is_unavailable(exc: BaseException) -> bool:
     """Whether a database error says the database is down or busy (retrying elsewhere won't help)."""
     if not isinstance(exc, sa.exc.DBAPIError):
         return isinstance(exc, (sa.exc.SQLAlchemyError, OSError))
-    if exc.connection_invalidated or _error_code(exc) in _UNAVAILABLE_CODES:
+    if exc.connection_invalidated or _error_code(exc) in _UNAVAILABLE_CODES or is_disk_full(exc):
         return True
     text = str(exc.orig).lower()
     return "locked" in text or "unable to open" in text or "disk" in text
+
+
+# MySQL/MariaDB: disk full 1021, table full 1114 (also when its file cannot grow).
+_DISK_FULL_CODES = frozenset({1021, 1114})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error says the database's disk (or table file) is full, not that it is down."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    if isinstance(exc, sa.exc.DBAPIError) and _error_code(exc) in _DISK_FULL_CODES:
+        return True
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "disk is full" in text or "no space left" in text or "disk full" in text
 
 
 def describe_error(exc: BaseException, limit: int = 300) -> str:

@@ -206,25 +206,33 @@ def save_cursors(engine: Engine, rule_id: int, moves: Mapping[int, tuple[StoredS
 
 # ---- readings -----------------------------------------------------------------------
 
+READ_DEVICES_PER_STATEMENT = 100  # SQLite allows 500 SELECTs in one compound statement
+
+
 def read_values(engine: Engine, metric: str, cursors: Mapping[int, int], start_ms: int,
                 now_ms: int) -> dict[int, list[tuple[int, float]]]:
     """(ts, value) readings per device newer than its cursor, from start_ms up to now_ms.
 
-    One range scan of the primary key (device_id, ts) per device; the lower bound is the
-    oldest cursor, so a device with a newer cursor gets its surplus dropped here.
+    One range scan of the primary key (device_id, ts) per device, from its own cursor: with
+    one lower bound for all, a single silent device (its cursor far back) would have every
+    device read over the whole lookback, at thousands of readings per second.
     """
-    if not cursors:
-        return {}
     column = engine.dialect.identifier_preparer.quote(check_name(metric))
-    low = max(min(cursors.values()) + 1, start_ms)
-    sql = sa.text(f"SELECT device_id, ts, {column} FROM reading "
-                  f"WHERE device_id IN :ids AND ts >= :low AND ts <= :now AND {column} IS NOT NULL "
-                  "ORDER BY device_id, ts").bindparams(sa.bindparam("ids", expanding=True))
-    found: dict[int, list[tuple[int, float]]] = {d: [] for d in cursors}
+    branch = (f"SELECT device_id, ts, {column} FROM reading WHERE device_id = :d{{i}} "
+              f"AND ts >= :low{{i}} AND ts <= :now AND {column} IS NOT NULL")
+    ids = sorted(cursors)
+    found: dict[int, list[tuple[int, float]]] = {d: [] for d in ids}
     with engine.connect() as conn:
-        for device_id, ts, value in conn.execute(sql, {"ids": sorted(cursors), "low": low, "now": now_ms}):
-            if ts > cursors[device_id]:
+        for first in range(0, len(ids), READ_DEVICES_PER_STATEMENT):
+            chunk = ids[first:first + READ_DEVICES_PER_STATEMENT]
+            sql = " UNION ALL ".join(branch.format(i=i) for i in range(len(chunk)))
+            params = {"now": now_ms}
+            for i, device_id in enumerate(chunk):
+                params[f"d{i}"], params[f"low{i}"] = device_id, max(cursors[device_id] + 1, start_ms)
+            for device_id, ts, value in conn.execute(sa.text(sql), params):
                 found[device_id].append((ts, value))
+    for rows in found.values():
+        rows.sort()
     return found
 
 

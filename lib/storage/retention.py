@@ -2,7 +2,7 @@
 
 Raw readings go an hour per transaction, each recording the cutoff it reached, and never
 before a rollup has counted them (see delete_raw_before); roll_up_and_retain runs a rollup
-first, under the rollup lock.
+first, and takes the rollup lock for each device's deletes.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lib.rollup import HOUR_MS, Cutoffs, hour_of
+from lib.rollup import HOUR_MS, Cutoffs, Retained, hour_of
 from lib.storage import dialect as dialects
 from lib.storage.rollups import MERGE_ISOLATION, RollupStats, isolated, retained, roll_up_held, rollup_lock
 
@@ -29,6 +29,7 @@ class RetentionStats:
     minute_batches: int = 0
     devices: int = 0
     deferred: int = 0  # devices whose raw deletion stopped at an hour written since the rollup
+    stopped: bool = False  # a rollup held the lock too long: later devices wait for the next run
 
     def as_dict(self) -> dict:
         """JSON-friendly counts (a Celery task result)."""
@@ -64,35 +65,53 @@ def delete_before(engine: Engine, table: str, device_id: int, cutoff_ms: int, ba
             return counts
 
 
-def apply_retention(engine: Engine, cutoffs: Cutoffs, batch: int) -> RetentionStats:
+def apply_retention(engine: Engine, cutoffs: Cutoffs, batch: int,
+                    lock_wait_s: float | None = None) -> RetentionStats:
     """Delete raw readings and 1-minute rollups past their cutoffs; record the cutoffs per device.
 
     Pending marks are kept: a reading written after the deletes is still raw, and its mark
     has the next rollup merge it (a mark whose readings were deleted merges nothing).
+    With `lock_wait_s`, each device is done under the rollup lock, waiting that long for it,
+    so rollups run between devices rather than after the whole run; the run stops at a
+    device whose lock it did not get (`stopped`). Without, the caller holds the lock.
     """
     stats = RetentionStats()
     with engine.connect() as conn:
         devices = list(conn.scalars(sa.text("SELECT id FROM device ORDER BY id")))
     before = retained(engine)
-    record = _record_sql(engine)
     for device_id in devices:
-        done = before.get(device_id)
-        raw, deferred = delete_raw_before(engine, device_id, done.raw_ms if done else 0,
-                                          cutoffs.raw_ms, batch)
-        minute = delete_before(engine, "rollup_1m", device_id, cutoffs.minute_ms, batch)
-        stats.raw_rows += sum(raw)
-        stats.raw_batches += len(raw)
-        stats.minute_rows += sum(minute)
-        stats.minute_batches += len(minute)
-        if deferred is not None:
-            stats.deferred += 1
-            log.info("retention: device %d keeps its raw readings from %d on: written since the "
-                     "rollup, they are rolled up first (next run)", device_id, deferred)
-        with engine.begin() as conn:  # raw cutoffs are recorded batch by batch, with the deletes
-            conn.execute(record, {"d": device_id, "raw": 0, "minute": cutoffs.minute_ms})
-        stats.devices += 1
+        if lock_wait_s is None:
+            _retain_device(engine, device_id, before.get(device_id), cutoffs, batch, stats)
+            continue
+        with rollup_lock(engine, lock_wait_s) as locked:
+            if not locked:
+                stats.stopped = True
+                log.warning("retention stopped before device %d: a rollup held the lock over %g s",
+                            device_id, lock_wait_s)
+                break
+            _retain_device(engine, device_id, before.get(device_id), cutoffs, batch, stats)
     log.info("retention: %s", stats.as_dict())
     return stats
+
+
+def _retain_device(engine: Engine, device_id: int, done: Retained | None, cutoffs: Cutoffs,
+                   batch: int, stats: RetentionStats) -> None:
+    """apply_retention's deletes of one device, its cutoffs recorded; counted into `stats`."""
+    record = _record_sql(engine)
+    raw, deferred = delete_raw_before(engine, device_id, done.raw_ms if done else 0,
+                                      cutoffs.raw_ms, batch)
+    minute = delete_before(engine, "rollup_1m", device_id, cutoffs.minute_ms, batch)
+    stats.raw_rows += sum(raw)
+    stats.raw_batches += len(raw)
+    stats.minute_rows += sum(minute)
+    stats.minute_batches += len(minute)
+    if deferred is not None:
+        stats.deferred += 1
+        log.info("retention: device %d keeps its raw readings from %d on: written since the "
+                 "rollup, they are rolled up first (next run)", device_id, deferred)
+    with engine.begin() as conn:  # raw cutoffs are recorded batch by batch, with the deletes
+        conn.execute(record, {"d": device_id, "raw": 0, "minute": cutoffs.minute_ms})
+    stats.devices += 1
 
 
 class _Deferred(Exception):
@@ -156,15 +175,16 @@ def _record_sql(engine: Engine) -> sa.TextClause:
 
 def roll_up_and_retain(engine: Engine, cutoffs: Cutoffs, batch: int,
                        wait_s: float = 300) -> tuple[RollupStats, RetentionStats] | None:
-    """Roll up every pending hour, then apply retention, all under the rollup lock.
+    """Roll up every pending hour under the rollup lock, then apply retention device by device under it.
 
-    Rolling up first means late readings of any age are counted before anything is deleted;
-    holding the lock means no run recomputes an hour while its readings are deleted, nor
-    reads the retention cutoffs while they are being recorded.
+    Rolling up first means late readings of any age are counted before anything is deleted
+    (one written since has a pending mark, and its hour is kept); taking the lock per device
+    means no run recomputes an hour while its readings are deleted, nor reads the retention
+    cutoffs while they are being recorded, yet rollups run between devices.
     Returns None when another run held the lock for longer than `wait_s`.
     """
     with rollup_lock(engine, wait_s) as locked:
         if not locked:
             return None
         rolled = roll_up_held(engine, cutoffs.raw_ms)
-        return rolled, apply_retention(engine, cutoffs, batch)
+    return rolled, apply_retention(engine, cutoffs, batch, lock_wait_s=wait_s)

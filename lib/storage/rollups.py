@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from lib.catalogue import check_name
 from lib.models import RetentionState, RollupPending, rollup_column_names
 from lib.rollup import HOUR_MS, MAX_DEVICES_PER_UNIT, MINUTE_MS, Mark, Retained, WorkUnit, by_hour, plan
-from lib.storage import dialect as dialects, load_catalogue
+from lib.storage import dialect as dialects, load_catalogue, locks
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +217,8 @@ def rollup_lock(engine: Engine, wait_s: float = 0) -> Iterator[bool]:
     if not dialects.has_named_locks(engine.dialect.name):
         yield True
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        got = conn.scalar(sa.text(dialects.get_lock_sql(LOCK_NAME)), {"wait": wait_s})
-        try:
-            yield bool(got)
-        finally:
-            if got:
-                conn.scalar(sa.text(dialects.release_lock_sql(LOCK_NAME)))
+    with locks.named_lock(engine, LOCK_NAME, wait_s) as got:
+        yield got
 
 
 # ---- rollup -----------------------------------------------------------------------

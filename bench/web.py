@@ -244,7 +244,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="timed GETs per figure (default 100, 5 with --quick)")
     parser.add_argument("--seconds", type=float, help="length of each ingest run (default 10)")
     parser.add_argument("--page-loads", type=int,
-                        help="timed page loads, cold and warm (default 20, 3 with --quick)")
+                        help="timed page loads, cold and warm (default 20, 1 with --quick)")
     return parser.parse_args(argv)
 
 
@@ -289,7 +289,7 @@ def data_parts(args: argparse.Namespace, sizes: web_data.Sizes, tmp: Path,
                      "devices": lambda: part_devices(gun, sizes),
                      "csv": lambda: part_csv(gun, roles, sizes),
                      "page": lambda: page.part_page(gun, roles.bulk, roles.ends[roles.bulk],
-                                                    args.page_loads or (3 if args.quick else 20))}
+                                                    args.page_loads or (1 if args.quick else 20))}
             for name, part in parts.items():
                 if args.part in ("all", name):
                     try:

@@ -349,6 +349,7 @@ class CeleryWorker:
         from celery_tasks.main import make_celery
         self.settings = cfg
         self.log_path = log_path
+        self.pool = pool
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--pool", pool,
@@ -376,8 +377,13 @@ class CeleryWorker:
         return self.log_path.read_text()
 
     def stop(self) -> None:
+        """End the worker; a threads pool is killed outright, as its warm shutdown on the embedded
+        broker waits out 2-second polls (about 5 s a test), and a test is done with its tasks."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            if self.pool != "prefork":
+                self.proc.kill()
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:

@@ -25,7 +25,7 @@ from tests.conftest import MYSQL, RABBITMQ, require_rabbitmq
 
 SERVICES = {"ingest": "Pi_Sensor.server", "worker": "worker", "beat": "beat", "flower": "flower",
             "web": "gunicorn"}
-UP_SECONDS = 20  # every process must still run this long after start.sh returned
+UP_SECONDS = 10  # every process must still run this long after start.sh returned
 
 
 # ---- lib/startsh.py ------------------------------------------------------------------

@@ -24,19 +24,22 @@ class LoginUser(UserMixin):
         self.id = info.id
 
     def get_id(self) -> str:
-        """The session's user: id and creation time, since SQLite gives a deleted user's id to the next one."""
-        return f"{self.info.id}:{self.info.created_ms}"
+        """The session's user: id, creation time (SQLite gives a deleted user's id to the next one)
+        and password stamp (a new password ends the sessions made with the old one)."""
+        return f"{self.info.id}:{self.info.created_ms}:{self.info.password_stamp}"
 
 
 @login_manager.user_loader
 def load_user(session_id: str) -> LoginUser | None:
-    """The user of a session cookie (LoginUser.get_id); None when deleted since, or a bare id of old."""
-    user_id, _, created = session_id.partition(":")
+    """The user of a session cookie (LoginUser.get_id); None when deleted or given a new password since."""
+    user_id, _, rest = session_id.partition(":")
     try:
         info = users.get_user(db.engine, int(user_id))
     except ValueError:
         return None
-    return None if info is None or str(info.created_ms) != created else LoginUser(info)
+    if info is None or rest != f"{info.created_ms}:{info.password_stamp}":
+        return None
+    return LoginUser(info)
 
 
 def bearer_token() -> str | None:

@@ -111,6 +111,34 @@ def test_logout_needs_post_with_csrf(web_client, user):
     assert session_user(web_client) is None
 
 
+def shown_as(client) -> bool:
+    """Whether a page shows the client logged in (its header names the user)."""
+    return "Log out" in client.get("/login").get_data(as_text=True)
+
+
+def test_a_new_password_ends_the_sessions_opened_with_the_old_one(web_app, user, engine):
+    """A stolen session cookie (or a forgotten browser) stops working when the password is changed."""
+    browsers = [web_app.test_client() for _ in range(2)]
+    for browser in browsers:
+        post_login(browser, user.name, user.password)
+        assert shown_as(browser)
+    users.set_password(engine, user.name, "a-new-long-password")
+    assert not any(shown_as(browser) for browser in browsers)
+    post_login(browsers[0], user.name, "a-new-long-password")
+    assert shown_as(browsers[0])
+
+
+def test_changing_ones_own_password_keeps_this_session_only(web_app, admin):
+    """As on most sites: the browser that changed it stays logged in, every other one is logged out."""
+    here, elsewhere = web_app.test_client(), web_app.test_client()
+    for browser in (here, elsewhere):
+        post_login(browser, admin.name, admin.password)
+    reply = here.patch(f"/api/v1/users/{admin.id}", json={"password": "a-new-long-password"},
+                       headers={"X-CSRFToken": csrf_token(here, "/logout")})
+    assert reply.status_code == 200, reply.get_json()
+    assert shown_as(here) and not shown_as(elsewhere)
+
+
 @pytest.mark.parametrize("token", [None, "forged-token"])
 def test_forged_login_form_is_rejected(web_settings, user, token):
     client = make_app(web_settings, WTF_CSRF_ENABLED=True).test_client()

@@ -168,16 +168,22 @@ def test_admin_adds_a_user_who_logs_in_then_changes_and_deletes_them(settings, e
     log_in(carol, "carol", password)
     assert carol.goto("/admin/users").status == 403
 
-    row.locator("button.set-password").click()
-    row.locator("input[name=password]").fill("carol-new-password")
-    row.locator("button:has-text('Save')").click()
-    row.locator("text=Password changed").wait_for()
-    assert users.check_login(engine, "carol", "carol-new-password") is not None
     row.locator("button:has-text('Make admin')").click()
     row.locator("button:has-text('Confirm: make admin')").click()
     page.wait_for_selector("#users tr[data-user=carol] td:has-text('administrator')")
     assert carol.goto("/admin/users").status == 200  # her session follows the new role
     carol.wait_for_selector("#users tr[data-user=admin]")
+    row.locator("button.set-password").click()
+    row.locator("input[name=password]").fill("carol-new-password")
+    row.locator("button:has-text('Save')").click()
+    row.locator("text=Password changed").wait_for()
+    assert users.check_login(engine, "carol", "carol-new-password") is not None
+    carol.goto("/admin/users")
+    assert "/login?next=" in carol.url  # a new password ends her sessions
+    carol.fill("input[name=name]", "carol")  # back in, so that deleting her ends a live session
+    carol.fill("input[name=password]", "carol-new-password")
+    carol.click("input[type=submit]")
+    carol.wait_for_url("**/admin/users")
 
     row.locator("button:has-text('Delete')").click()
     row.locator("button:has-text('Confirm delete')").click()

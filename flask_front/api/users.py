@@ -4,11 +4,12 @@ from __future__ import annotations
 import logging
 
 from flask import abort
+from flask_login import current_user, login_user
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from flask_front.access import admin_required, caller
+from flask_front.access import LoginUser, admin_required, caller
 from flask_front.api import common
 from flask_front.api.schemas import timestamp
 from lib.storage import users
@@ -127,7 +128,8 @@ class OneUser(MethodView):
     @blp.alt_response(404, schema=common.ERROR)
     @blp.alt_response(409, schema=common.ERROR, description="demoting yourself or the last administrator")
     def patch(self, body, user_id: int):
-        """Change a user's role or password (administrators); open sessions stay open."""
+        """Change a user's role or password (administrators); a new password logs the user out
+        everywhere, except this browser when it is theirs."""
         try:
             info = users.update_user(common.engine(), user_id, admin=body.get("admin"),
                                      password=body.get("password"), by=caller().id)
@@ -135,6 +137,8 @@ class OneUser(MethodView):
             _refuse(exc)
         if info is None:
             _no_user(user_id)
+        if "password" in body and current_user.is_authenticated and current_user.id == info.id:
+            login_user(LoginUser(info))  # this session now carries the new password's stamp
         log.info("user %r changed by %r: %s", info.name, caller().name, ", ".join(sorted(body)))
         return user_json(info)
 

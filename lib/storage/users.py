@@ -1,8 +1,9 @@
 """Web users (bcrypt password hashes) and their API tokens (SHA-256, as device tokens)."""
 from __future__ import annotations
 
+import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import bcrypt
 import sqlalchemy as sa
@@ -32,6 +33,12 @@ class UserInfo:
     name: str
     is_admin: bool
     created_ms: int
+    password_stamp: str = field(default="", repr=False)  # changes with the password: sessions carry it
+
+
+def password_stamp(password_hash: str) -> str:
+    """A short digest of a password hash: a session made before a new password no longer matches."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def check_new_password(password: str) -> bytes:
@@ -79,7 +86,7 @@ def create_user(engine: Engine, name: str, password: str, admin: bool = False) -
             raise ValueError(f"user {name!r} already exists")
         result = conn.execute(sa.insert(User).values(
             name=name, password_hash=hashed, is_admin=admin, created_ms=created))
-    return UserInfo(result.inserted_primary_key[0], name, admin, created)
+    return UserInfo(result.inserted_primary_key[0], name, admin, created, password_stamp(hashed))
 
 
 def set_password(engine: Engine, name: str, password: str) -> None:
@@ -118,7 +125,8 @@ def update_user(engine: Engine, user_id: int, admin: bool | None = None, passwor
             values["is_admin"] = admin
         if values:
             conn.execute(sa.update(User).where(User.id == user_id).values(**values))
-    return UserInfo(info.id, info.name, info.is_admin if admin is None else admin, info.created_ms)
+    return UserInfo(info.id, info.name, info.is_admin if admin is None else admin, info.created_ms,
+                    info.password_stamp if hashed is None else password_stamp(hashed))
 
 
 def delete_user(engine: Engine, user_id: int, by: int | None = None) -> UserInfo | None:
@@ -137,17 +145,17 @@ def delete_user(engine: Engine, user_id: int, by: int | None = None) -> UserInfo
 
 
 def _info(row) -> UserInfo:
-    """A UserInfo from a (id, name, is_admin, created_ms) row."""
-    return UserInfo(row[0], row[1], bool(row[2]), row[3])
+    """A UserInfo from a (id, name, is_admin, created_ms, password_hash) row."""
+    return UserInfo(row[0], row[1], bool(row[2]), row[3], password_stamp(row[4]))
 
 
-_COLUMNS = (User.id, User.name, User.is_admin, User.created_ms)
+_COLUMNS = (User.id, User.name, User.is_admin, User.created_ms, User.password_hash)
 
 
 def check_login(engine: Engine, name: str, password: str) -> UserInfo | None:
     """The user when `password` is theirs, else None (the same time either way)."""
     with engine.connect() as conn:
-        row = conn.execute(sa.select(*_COLUMNS, User.password_hash).where(User.name == name)).first()
+        row = conn.execute(sa.select(*_COLUMNS).where(User.name == name)).first()
     data = password.encode("utf-8")[:MAX_PASSWORD_BYTES]
     stored = (row[4] if row is not None else _DUMMY_HASH).encode()
     # MariaDB compares names ignoring case (and trailing spaces): the name must match as stored.
@@ -192,8 +200,9 @@ def authenticate_api_token(engine: Engine, token: str) -> UserInfo | None:
                            .where(ApiToken.token_hash == digest)).first()
         if row is None:
             return None
-        if row[5] is None or now - row[5] >= LAST_USED_EVERY_MS:
-            conn.execute(sa.update(ApiToken).where(ApiToken.id == row[4]).values(last_used_ms=now))
+        token_id, last_used = row[len(_COLUMNS):]
+        if last_used is None or now - last_used >= LAST_USED_EVERY_MS:
+            conn.execute(sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_ms=now))
             conn.commit()
     return _info(row)
 
